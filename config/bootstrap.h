@@ -1,0 +1,90 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/address.h"
+#include "config/node.h"
+
+namespace portcullis::config {
+
+// Documented defaults for every limit the bootstrap carries (see README "Limits").
+inline constexpr uint32_t kDefaultBufferLimitBytes = 64 * 1024;
+inline constexpr uint32_t kDefaultTcpBacklog = 1024;
+inline constexpr uint64_t kDefaultListenerConnectionLimit = 100000;
+inline constexpr uint64_t kDefaultGlobalConnectionLimit = 200000;
+inline constexpr std::chrono::seconds kDefaultConnectTimeout{5};
+
+// TypedExtension is one `{name, typed_config: {'@type': ..., ...}}` entry whose contents a
+// module above config/ (filters/, mtls/) interprets. Kept as a located node so that module's
+// errors point into the same file.
+struct TypedExtension {
+  std::string name;
+  std::string type_url;
+  Node typed_config;  // the whole typed_config map, '@type' included
+  Node node;          // the entry itself
+};
+
+struct FilterChainConfig {
+  std::vector<TypedExtension> filters;
+  Node node;
+};
+
+struct ListenerConfig {
+  std::string name;
+  SocketAddress address;
+  std::string stat_prefix;  // empty: Envoy's default `ip_port`
+  std::vector<FilterChainConfig> filter_chains;
+  uint32_t per_connection_buffer_limit_bytes = kDefaultBufferLimitBytes;
+  uint32_t tcp_backlog_size = kDefaultTcpBacklog;
+  // canonical is the listener's YAML re-emitted; equal text means "unchanged" across reloads.
+  std::string canonical;
+};
+
+struct ClusterConfig {
+  std::string name;
+  std::chrono::nanoseconds connect_timeout = kDefaultConnectTimeout;
+  std::vector<SocketAddress> endpoints;
+  uint32_t per_connection_buffer_limit_bytes = kDefaultBufferLimitBytes;
+  std::string canonical;
+};
+
+struct AdminConfig {
+  SocketAddress address{"127.0.0.1", 9901};
+  uint32_t max_request_bytes = 64 * 1024;
+};
+
+// Limits that Envoy reads from `layered_runtime` static layers, under Envoy's own key names:
+// `envoy.resource_limits.listener.<listener name>.connection_limit` and
+// `overload.global_downstream_max_connections`.
+struct RuntimeLimits {
+  uint64_t global_max_connections = kDefaultGlobalConnectionLimit;
+  std::map<std::string, uint64_t, std::less<>> listener_connection_limit;
+
+  uint64_t connection_limit_for(const std::string& listener) const;
+};
+
+// Bootstrap is the validated, typed form of the config file for the parts config/ owns. The
+// typed_configs of filters stay as nodes for their modules. Immutable once parsed.
+struct Bootstrap {
+  std::string path;
+  std::string node_id;
+  std::string node_cluster;
+  std::optional<AdminConfig> admin;
+  std::vector<ListenerConfig> listeners;
+  std::vector<ClusterConfig> clusters;
+  RuntimeLimits limits;
+  Node document;  // the whole file, for /config_dump
+
+  const ClusterConfig* find_cluster(std::string_view name) const;
+};
+
+// parse_bootstrap checks the whole document and reports every problem into `errors`; the result
+// is only meaningful when `errors` stayed empty.
+Bootstrap parse_bootstrap(const Node& root, ErrorList& errors);
+
+}  // namespace portcullis::config

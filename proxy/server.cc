@@ -1,0 +1,266 @@
+#include "proxy/server.h"
+
+#include <csignal>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+namespace portcullis::proxy {
+namespace {
+
+// Envoy's server.state values.
+constexpr int64_t kStateLive = 0;
+constexpr int64_t kStateDraining = 1;
+constexpr int64_t kStatePreInitializing = 2;
+
+constexpr std::chrono::milliseconds kDrainPollInterval{50};
+
+std::string listener_stat_tag(const config::ListenerConfig& l, const asio::ip::tcp::endpoint& local) {
+  if (!l.stat_prefix.empty()) return l.stat_prefix;
+  return local.address().to_string() + "_" + std::to_string(local.port());
+}
+
+}  // namespace
+
+Server::Server(ServerOptions options, StatsStore& stats, std::shared_ptr<const ServerConfig> config)
+    : options_(std::move(options)),
+      stats_(stats),
+      server_stats_(ServerStats::create(stats)),
+      listener_manager_stats_(ListenerManagerStats::create(stats)),
+      config_(std::move(config)) {
+  server_stats_.state.set(kStatePreInitializing);
+  server_stats_.concurrency.set(options_.concurrency);
+  for (uint32_t i = 0; i < options_.concurrency; ++i) {
+    workers_.push_back(WorkerSlot{std::make_unique<Worker>(i), {}});
+  }
+}
+
+Server::~Server() { shutdown(); }
+
+Status Server::start() {
+  if (Status s = apply(config_); !s.ok()) return s;
+  if (Status s = start_admin(); !s.ok()) return s;
+  for (auto& slot : workers_) slot.worker->start();
+  watch_signals();
+  server_stats_.state.set(kStateLive);
+  server_stats_.live.set(1);
+  return {};
+}
+
+void Server::run() {
+  main_io_.run();
+}
+
+std::map<std::string, std::shared_ptr<const Cluster>> Server::build_clusters(const ServerConfig& config) {
+  std::map<std::string, std::shared_ptr<const Cluster>> out;
+  for (const auto& c : config.bootstrap.clusters) out[c.name] = std::make_shared<const Cluster>(c, stats_);
+  return out;
+}
+
+std::shared_ptr<const ListenerRuntime> Server::make_runtime(
+    const config::ListenerConfig& l, const filters::NetworkFilterChain& chain, const asio::ip::tcp::endpoint& local,
+    const std::map<std::string, std::shared_ptr<const Cluster>>& clusters, const config::RuntimeLimits& limits) {
+  auto rt = std::make_shared<ListenerRuntime>(ListenerRuntime{
+      l.name,
+      local.address().to_string() + ":" + std::to_string(local.port()),
+      chain,
+      clusters.at(chain.tcp_proxy->cluster()),
+      l.per_connection_buffer_limit_bytes,
+      limits.connection_limit_for(l.name),
+      limits.global_max_connections,
+      ListenerStats::create(stats_, listener_stat_tag(l, local)),
+      server_stats_,
+  });
+  return rt;
+}
+
+Status Server::apply(std::shared_ptr<const ServerConfig> config) {
+  const auto& b = config->bootstrap;
+  auto clusters = build_clusters(*config);
+
+  // Bind every new or moved listener first, so a failure leaves the running config untouched.
+  std::map<std::string, ListenSockets> bound;
+  for (const auto& l : b.listeners) {
+    auto it = listeners_.find(l.name);
+    if (it != listeners_.end() && it->second.config.address == l.address) continue;
+    auto sockets = bind_listen_sockets(l.address, workers_.size(), static_cast<int>(l.tcp_backlog_size));
+    if (!sockets.ok()) {
+      listener_manager_stats_.listener_create_failure.inc();
+      return make_error(ErrorCode::kUnavailable, "listener '" + l.name + "': " + sockets.error().message);
+    }
+    bound.emplace(l.name, std::move(sockets.value()));
+  }
+
+  std::map<std::string, ActiveListener> next;
+  for (size_t i = 0; i < b.listeners.size(); ++i) {
+    const auto& l = b.listeners[i];
+    auto old = listeners_.find(l.name);
+    if (auto fresh = bound.find(l.name); fresh != bound.end()) {
+      if (old != listeners_.end()) post_remove_listener(l.name);  // moved to a new address
+      auto rt = make_runtime(l, config->chains[i], fresh->second.local, clusters, b.limits);
+      spdlog::info("listener '{}' listening on {}", l.name, rt->local_address);
+      next[l.name] = ActiveListener{l, fresh->second.local, rt};
+      post_add_listener(l.name, fresh->second.release(), rt);
+      listener_manager_stats_.listener_added.inc();
+    } else {
+      // Same address: keep the sockets (and so every live connection), publish the new config.
+      auto rt = make_runtime(l, config->chains[i], old->second.local, clusters, b.limits);
+      if (old->second.config.canonical != l.canonical) listener_manager_stats_.listener_in_place_updated.inc();
+      next[l.name] = ActiveListener{l, old->second.local, rt};
+      post_update_listener(l.name, rt);
+    }
+  }
+  for (const auto& [name, active] : listeners_) {
+    if (!next.contains(name)) {
+      spdlog::info("listener '{}' removed", name);
+      post_remove_listener(name);
+      listener_manager_stats_.listener_removed.inc();
+    }
+  }
+  listeners_ = std::move(next);
+  listener_manager_stats_.total_listeners_active.set(static_cast<int64_t>(listeners_.size()));
+  config_ = std::move(config);
+  config_loaded_at_ = std::chrono::system_clock::now();
+  return {};
+}
+
+void Server::post_add_listener(const std::string& name, std::vector<int> fds, std::shared_ptr<const ListenerRuntime> rt) {
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    WorkerSlot* slot = &workers_[i];
+    int fd = fds[i];
+    slot->worker->post([slot, name, fd, rt] {
+      auto listener = std::make_shared<WorkerListener>(*slot->worker, fd, rt);
+      listener->start();
+      slot->listeners[name] = std::move(listener);
+    });
+  }
+}
+
+void Server::post_update_listener(const std::string& name, std::shared_ptr<const ListenerRuntime> rt) {
+  for (auto& slot : workers_) {
+    WorkerSlot* s = &slot;
+    s->worker->post([s, name, rt] {
+      if (auto it = s->listeners.find(name); it != s->listeners.end()) it->second->update(rt);
+    });
+  }
+}
+
+void Server::post_remove_listener(const std::string& name) {
+  for (auto& slot : workers_) {
+    WorkerSlot* s = &slot;
+    s->worker->post([s, name] {
+      if (auto it = s->listeners.find(name); it != s->listeners.end()) {
+        it->second->close();
+        s->listeners.erase(it);
+      }
+    });
+  }
+}
+
+void Server::close_all_listeners() {
+  for (const auto& [name, active] : listeners_) post_remove_listener(name);
+  listeners_.clear();
+  listener_manager_stats_.total_listeners_active.set(0);
+}
+
+Status Server::reload() {
+  if (draining_) return make_error(ErrorCode::kFailedPrecondition, "server is draining");
+  config::ErrorList errors;
+  auto next = load_server_config(options_.config_path, options_.max_config_bytes, options_.overrides, stats_, errors);
+  Status result;
+  if (!next) {
+    result = make_error(ErrorCode::kInvalidArgument, errors.format());
+  } else {
+    result = apply(std::move(next));
+  }
+  if (result.ok()) {
+    server_stats_.config_reload_success.inc();
+    spdlog::info("config reloaded from {}", options_.config_path);
+  } else {
+    server_stats_.config_reload_failure.inc();
+    spdlog::error("config reload rejected, keeping the running config:\n{}", result.error().message);
+  }
+  return result;
+}
+
+void Server::watch_signals() {
+  signals_.add(SIGTERM);
+  signals_.add(SIGINT);
+  signals_.add(SIGHUP);
+  signals_.async_wait([this](const std::error_code& ec, int signo) {
+    if (ec) return;
+    if (signo == SIGHUP) {
+      spdlog::info("SIGHUP: reloading {}", options_.config_path);
+      (void)reload();
+      watch_signals();
+      return;
+    }
+    spdlog::info("{}: draining for up to {}s", signo == SIGTERM ? "SIGTERM" : "SIGINT", options_.drain_time.count());
+    begin_drain();
+    watch_signals();  // a second SIGTERM during the drain is absorbed; SIGKILL still works
+  });
+}
+
+void Server::begin_drain() {
+  if (draining_) return;
+  draining_ = true;
+  server_stats_.state.set(kStateDraining);
+  server_stats_.live.set(0);
+  close_all_listeners();
+  drain_deadline_ = std::chrono::steady_clock::now() + options_.drain_time;
+  poll_drain();
+}
+
+void Server::poll_drain() {
+  int64_t active = server_stats_.total_connections.value();
+  if (active == 0) {
+    spdlog::info("drain complete: no connections left");
+    shutdown();
+    return;
+  }
+  if (std::chrono::steady_clock::now() >= drain_deadline_) {
+    spdlog::warn("drain time over: closing {} live connections", active);
+    shutdown();
+    return;
+  }
+  drain_timer_.expires_after(kDrainPollInterval);
+  drain_timer_.async_wait([this](const std::error_code& ec) {
+    if (!ec) poll_drain();
+  });
+}
+
+void Server::shutdown() {
+  if (stopped_) return;
+  stopped_ = true;
+  server_stats_.live.set(0);
+  if (admin_) admin_->close();
+  asio::error_code ignored;
+  signals_.cancel(ignored);
+  drain_timer_.cancel();
+  close_all_listeners();
+  for (auto& slot : workers_) {
+    WorkerSlot* s = &slot;
+    s->worker->post([s] { s->listeners.clear(); });
+    s->worker->stop();
+  }
+  main_io_.stop();
+}
+
+Status Server::start_admin() {
+  const auto& admin = config_->bootstrap.admin;
+  if (!admin) return {};
+  admin_ = std::make_unique<AdminServer>(main_io_, stats_, admin->max_request_bytes);
+  register_admin_routes();
+  auto endpoint = admin_->listen(admin->address);
+  if (!endpoint.ok()) return endpoint.error();
+  std::string addr = endpoint->address().to_string() + ":" + std::to_string(endpoint->port());
+  spdlog::info("admin listening on {}", addr);
+  if (!options_.admin_address_path.empty()) {
+    std::ofstream out(options_.admin_address_path, std::ios::trunc);
+    out << addr << "\n";
+    if (!out) return make_error(ErrorCode::kIo, "cannot write --admin-address-path " + options_.admin_address_path);
+  }
+  return {};
+}
+
+}  // namespace portcullis::proxy

@@ -1,0 +1,107 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "common/result.h"
+#include "common/stats.h"
+#include "proxy/admin_server.h"
+#include "proxy/cluster.h"
+#include "proxy/listener.h"
+#include "proxy/server_config.h"
+#include "proxy/server_stats.h"
+#include "proxy/worker.h"
+
+namespace portcullis::proxy {
+
+struct ServerOptions {
+  std::string config_path;
+  uint32_t concurrency = 1;
+  std::chrono::seconds drain_time{600};
+  ConfigOverrides overrides;
+  size_t max_config_bytes = 0;
+  std::string admin_address_path;  // where to write the bound admin address (Envoy's flag)
+  std::string log_level;
+  std::string log_path;
+  std::string mode;
+};
+
+// Server is one sidecar: workers, listeners, clusters and the admin endpoint, assembled from a
+// ServerConfig. Runs on the main thread; workers run the data path.
+//
+// Lifecycle: start() binds every listener and the admin address (failing as a whole), run()
+// serves until shut down. SIGTERM/SIGINT drain: stop accepting, wait up to drain_time for live
+// connections, then close the rest. SIGHUP reloads the config file: a valid one replaces
+// listeners and clusters (listeners whose address is unchanged keep their sockets and live
+// connections); an invalid one is logged, counted, and the old config keeps running.
+class Server {
+ public:
+  Server(ServerOptions options, StatsStore& stats, std::shared_ptr<const ServerConfig> config);
+  ~Server();
+
+  Status start();
+  void run();
+  // reload re-reads the config file; returns the errors when it was rejected.
+  Status reload();
+  void begin_drain();
+  void shutdown();
+
+ private:
+  struct ActiveListener {
+    config::ListenerConfig config;
+    asio::ip::tcp::endpoint local;
+    std::shared_ptr<const ListenerRuntime> runtime;
+  };
+  // Per-worker listener handles. Only ever touched on that worker's thread.
+  struct WorkerSlot {
+    std::unique_ptr<Worker> worker;
+    std::map<std::string, std::shared_ptr<WorkerListener>> listeners;
+  };
+
+  Status apply(std::shared_ptr<const ServerConfig> config);
+  std::map<std::string, std::shared_ptr<const Cluster>> build_clusters(const ServerConfig& config);
+  std::shared_ptr<const ListenerRuntime> make_runtime(const config::ListenerConfig& l,
+                                                      const filters::NetworkFilterChain& chain,
+                                                      const asio::ip::tcp::endpoint& local,
+                                                      const std::map<std::string, std::shared_ptr<const Cluster>>& clusters,
+                                                      const config::RuntimeLimits& limits);
+  void post_add_listener(const std::string& name, std::vector<int> fds, std::shared_ptr<const ListenerRuntime> rt);
+  void post_update_listener(const std::string& name, std::shared_ptr<const ListenerRuntime> rt);
+  void post_remove_listener(const std::string& name);
+  void close_all_listeners();
+  void watch_signals();
+  void poll_drain();
+  Status start_admin();
+  void register_admin_routes();
+  std::string server_info_json() const;
+  std::string listeners_text(bool json) const;
+  std::string config_dump_json() const;
+  std::string stats_text(const AdminRequest& req) const;
+
+  ServerOptions options_;
+  StatsStore& stats_;
+  ServerStats server_stats_;
+  ListenerManagerStats listener_manager_stats_;
+  std::shared_ptr<const ServerConfig> config_;
+  asio::io_context main_io_{1};
+  asio::signal_set signals_{main_io_};
+  asio::steady_timer drain_timer_{main_io_};
+  std::unique_ptr<AdminServer> admin_;
+  std::vector<WorkerSlot> workers_;
+  std::map<std::string, ActiveListener> listeners_;
+  std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
+  std::chrono::system_clock::time_point config_loaded_at_ = std::chrono::system_clock::now();
+  std::chrono::steady_clock::time_point drain_deadline_{};
+  bool draining_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace portcullis::proxy

@@ -1,0 +1,174 @@
+// The admin endpoints of a Server (Envoy's names and shapes).
+#include <regex>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/logging.h"
+#include "config/yaml_json.h"
+#include "proxy/server.h"
+#include "proxy/version_info.h"
+
+namespace portcullis::proxy {
+namespace {
+
+constexpr const char* kJson = "application/json";
+constexpr const char* kText = "text/plain; charset=UTF-8";
+
+std::string format_uptime(std::chrono::steady_clock::duration d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + "s";
+}
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+void Server::register_admin_routes() {
+  admin_->add_route({"/ready", "readiness: 200 LIVE, or 503 with the state", false, [this](const AdminRequest&) {
+    if (server_stats_.state.value() == 0) return AdminResponse{200, kText, "LIVE\n"};
+    return AdminResponse{503, kText, draining_ ? "DRAINING\n" : "PRE_INITIALIZING\n"};
+  }});
+  admin_->add_route({"/server_info", "server version, state, options and node", false, [this](const AdminRequest&) {
+    return AdminResponse{200, kJson, server_info_json()};
+  }});
+  admin_->add_route({"/stats", "stats as `name: value` lines (?filter=REGEX, ?format=json)", false,
+                     [this](const AdminRequest& req) {
+                       bool json = req.query.contains("format") && req.query.at("format") == "json";
+                       if (json && !req.query.contains("filter")) {
+                         nlohmann::json out{{"stats", nlohmann::json::array()}};
+                         std::string text = stats_text(req);
+                         size_t pos = 0;
+                         while (pos < text.size()) {
+                           size_t nl = text.find('\n', pos);
+                           std::string line = text.substr(pos, nl - pos);
+                           size_t colon = line.rfind(": ");
+                           out["stats"].push_back({{"name", line.substr(0, colon)},
+                                                   {"value", std::stoll(line.substr(colon + 2))}});
+                           pos = nl + 1;
+                         }
+                         return AdminResponse{200, kJson, out.dump(2)};
+                       }
+                       if (req.query.contains("filter")) {
+                         try {
+                           std::regex re(req.query.at("filter"));
+                           std::string text = stats_text(req), out;
+                           size_t pos = 0;
+                           while (pos < text.size()) {
+                             size_t nl = text.find('\n', pos);
+                             std::string line = text.substr(pos, nl - pos);
+                             if (std::regex_search(line.substr(0, line.rfind(": ")), re)) out += line + "\n";
+                             pos = nl + 1;
+                           }
+                           return AdminResponse{200, kText, out};
+                         } catch (const std::regex_error& e) {
+                           return AdminResponse{400, kText, std::string("invalid filter regex: ") + e.what() + "\n"};
+                         }
+                       }
+                       return AdminResponse{200, kText, stats_text(req)};
+                     }});
+  admin_->add_route({"/stats/prometheus", "stats in Prometheus text format", false, [this](const AdminRequest&) {
+    server_stats_.uptime.set(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_at_).count());
+    return AdminResponse{200, "text/plain; version=0.0.4; charset=UTF-8", stats_.render_prometheus()};
+  }});
+  admin_->add_route({"/config_dump", "the running config as JSON", false, [this](const AdminRequest&) {
+    return AdminResponse{200, kJson, config_dump_json()};
+  }});
+  admin_->add_route({"/listeners", "listeners and their bound addresses (?format=json)", false,
+                     [this](const AdminRequest& req) {
+                       bool json = req.query.contains("format") && req.query.at("format") == "json";
+                       return AdminResponse{200, json ? kJson : kText, listeners_text(json)};
+                     }});
+  admin_->add_route({"/quitquitquit", "exit the server at once", true, [this](const AdminRequest&) {
+    spdlog::info("admin /quitquitquit: shutting down");
+    // Answer first: shut down once the response had a moment to go out.
+    auto timer = std::make_shared<asio::steady_timer>(main_io_, std::chrono::milliseconds(50));
+    timer->async_wait([this, timer](const std::error_code&) { shutdown(); });
+    return AdminResponse{200, kText, "OK\n"};
+  }});
+  admin_->add_route({"/drain_listeners", "stop accepting new connections on all listeners", true,
+                     [this](const AdminRequest&) {
+                       spdlog::info("admin /drain_listeners: closing all listeners");
+                       close_all_listeners();
+                       draining_ = true;
+                       server_stats_.state.set(1);
+                       server_stats_.live.set(0);
+                       return AdminResponse{200, kText, "OK\n"};
+                     }});
+  admin_->add_route({"/logging", "change the log level: POST /logging?level=debug", true,
+                     [](const AdminRequest& req) {
+                       auto it = req.query.find("level");
+                       if (it == req.query.end() || !set_log_level(it->second)) {
+                         return AdminResponse{400, kText,
+                                              "usage: /logging?level=<trace|debug|info|warning|error|critical|off>\n"};
+                       }
+                       return AdminResponse{200, kText, "active loggers:\n  portcullis: " + it->second + "\n"};
+                     }});
+  admin_->add_route({"/help", "this list", false, [this](const AdminRequest&) {
+    AdminResponse r = admin_->dispatch(AdminRequest{"GET", "/__none__", {}});
+    r.status = 200;
+    return r;
+  }});
+}
+
+std::string Server::stats_text(const AdminRequest&) const {
+  server_stats_.uptime.set(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_at_).count());
+  return stats_.render_text();
+}
+
+std::string Server::server_info_json() const {
+  const char* state = server_stats_.state.value() == 0 ? "LIVE" : draining_ ? "DRAINING" : "PRE_INITIALIZING";
+  auto uptime = format_uptime(std::chrono::steady_clock::now() - started_at_);
+  nlohmann::json j{
+      {"version", portcullis_version()},
+      {"state", state},
+      {"hot_restart_version", "disabled"},
+      {"uptime_current_epoch", uptime},
+      {"uptime_all_epochs", uptime},
+      {"node", {{"id", config_->bootstrap.node_id}, {"cluster", config_->bootstrap.node_cluster}}},
+      {"command_line_options",
+       {{"config_path", options_.config_path},
+        {"concurrency", options_.concurrency},
+        {"drain_time", std::to_string(options_.drain_time.count()) + "s"},
+        {"log_level", options_.log_level},
+        {"log_path", options_.log_path},
+        {"mode", options_.mode},
+        {"service_node", options_.overrides.service_node},
+        {"service_cluster", options_.overrides.service_cluster}}},
+  };
+  return j.dump(2);
+}
+
+std::string Server::listeners_text(bool json) const {
+  if (!json) {
+    std::string out;
+    for (const auto& [name, l] : listeners_) {
+      out += name + "::" + l.local.address().to_string() + ":" + std::to_string(l.local.port()) + "\n";
+    }
+    return out;
+  }
+  nlohmann::json statuses = nlohmann::json::array();
+  for (const auto& [name, l] : listeners_) {
+    statuses.push_back({{"name", name},
+                        {"local_address",
+                         {{"socket_address", {{"address", l.local.address().to_string()}, {"port_value", l.local.port()}}}}}});
+  }
+  return nlohmann::json{{"listener_statuses", statuses}}.dump(2);
+}
+
+std::string Server::config_dump_json() const {
+  nlohmann::json bootstrap = config::yaml_to_json(config_->bootstrap.document.yaml());
+  nlohmann::json j{{"configs",
+                    {{{"@type", "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump"},
+                      {"bootstrap", bootstrap},
+                      {"last_updated", rfc3339(config_loaded_at_)}}}}};
+  return j.dump(2);
+}
+
+}  // namespace portcullis::proxy

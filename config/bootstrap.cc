@@ -55,8 +55,8 @@ void parse_filter_chains(MapReader& r, ListenerConfig& l, ErrorList& errors) {
     }
     l.filter_chains.push_back(std::move(chain));
   }
-  if (r.valid() && l.filter_chains.empty() && r.get("filter_chains")) {
-    errors.add(r.node().location(), r.node().path() + ".filter_chains", "a listener needs a filter chain");
+  if (auto fcs = r.get("filter_chains"); fcs && fcs->is_list() && fcs->yaml().size() == 0) {
+    errors.add(fcs->location(), fcs->path(), "a listener needs a filter chain");
   }
   if (l.filter_chains.size() > 1) {
     errors.add(r.node().location(), r.node().path() + ".filter_chains",

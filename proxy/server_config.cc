@@ -9,8 +9,13 @@ std::shared_ptr<const ServerConfig> load_server_config(const std::string& path, 
                                                        config::ErrorList& errors) {
   auto root = config::load_yaml_file(path, max_bytes, errors);
   if (!root) return nullptr;
+  return build_server_config(*root, overrides, stats, errors);
+}
+
+std::shared_ptr<const ServerConfig> build_server_config(const config::Node& root, const ConfigOverrides& overrides,
+                                                        StatsStore& stats, config::ErrorList& errors) {
   auto out = std::make_shared<ServerConfig>();
-  out->bootstrap = config::parse_bootstrap(*root, errors);
+  out->bootstrap = config::parse_bootstrap(root, errors);
   if (!overrides.service_node.empty()) out->bootstrap.node_id = overrides.service_node;
   if (!overrides.service_cluster.empty()) out->bootstrap.node_cluster = overrides.service_cluster;
   filters::FilterBuildContext ctx{stats, out->bootstrap, errors};

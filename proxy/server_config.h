@@ -25,6 +25,10 @@ struct ConfigOverrides {
   std::string service_cluster;
 };
 
+// build_server_config validates a parsed document (see load_server_config).
+std::shared_ptr<const ServerConfig> build_server_config(const config::Node& root, const ConfigOverrides& overrides,
+                                                        StatsStore& stats, config::ErrorList& errors);
+
 // load_server_config reads, parses and validates `path`, reporting every problem into `errors`.
 // Returns nullptr when anything was wrong. Opens no sockets; safe to call for --mode validate.
 std::shared_ptr<const ServerConfig> load_server_config(const std::string& path, size_t max_bytes,

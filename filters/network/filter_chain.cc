@@ -46,8 +46,12 @@ std::optional<NetworkFilterChain> build_network_filter_chain(const config::Filte
                                                             FilterBuildContext& ctx) {
   size_t before = ctx.errors.size();
   NetworkFilterChain out;
+  // Entries the bootstrap parser already rejected (no name, no @type) are skipped here; a chain
+  // with such an entry is not also told it lacks a terminal filter.
+  bool skipped = chain.filters.empty();
   for (size_t i = 0; i < chain.filters.size(); ++i) {
     const config::TypedExtension& ext = chain.filters[i];
+    if (ext.name.empty() || ext.type_url.empty()) skipped = true;
     if (ext.name.empty()) continue;  // already reported as missing
     const NetworkFilterFactory* factory = find_factory(ext.name);
     if (factory == nullptr) {
@@ -73,7 +77,7 @@ std::optional<NetworkFilterChain> build_network_filter_chain(const config::Filte
       out.filters.push_back(std::move(built));
     }
   }
-  if (ctx.errors.size() == before && !out.tcp_proxy) {
+  if (ctx.errors.size() == before && !skipped && !out.tcp_proxy) {
     ctx.errors.add(chain.node.location(), chain.node.path() + ".filters",
                    "the chain must end in a terminal filter (envoy.filters.network.tcp_proxy)");
   }

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages portcullis needs to build, test and benchmark, skipping the ones
+# already present. Needs root (or sudo) and Debian's package mirror; nothing else is downloaded.
+#   scripts/install-deps.sh [build|test|bench]...   (default: build test)
+set -euo pipefail
+
+build_pkgs=(
+  cmake ninja-build g++ pkg-config git
+  android-libboringssl-dev libasio-dev libnghttp2-dev libhttp-parser-dev
+  libprotobuf-dev protobuf-compiler libspdlog-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
+  libre2-dev libsqlite3-dev libtss2-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+test_pkgs=(python3 curl openssl iproute2 procps clang libclang-rt-14-dev)
+bench_pkgs=(haproxy iperf3 wrk)
+
+groups=("$@")
+[[ ${#groups[@]} -eq 0 ]] && groups=(build test)
+wanted=()
+for g in "${groups[@]}"; do
+  case $g in
+    build) wanted+=("${build_pkgs[@]}") ;;
+    test) wanted+=("${test_pkgs[@]}") ;;
+    bench) wanted+=("${bench_pkgs[@]}") ;;
+    *) echo "install-deps: unknown group '$g' (build, test, bench)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${wanted[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#wanted[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+[[ $(id -u) -ne 0 ]] && SUDO=sudo
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

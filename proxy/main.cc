@@ -1,4 +1,5 @@
 // portcullis: flags -> config (validated, nothing bound) -> logging -> listeners -> run.
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -15,6 +16,8 @@
 using namespace portcullis;
 
 int main(int argc, char** argv) {
+  // Writes use MSG_NOSIGNAL, but a library write that forgets it must not kill the proxy.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"portcullis: a zero-trust sidecar proxy (SPIFFE identities, mTLS, Envoy-compatible config)"};
   app.set_version_flag("--version", proxy::portcullis_version());
   proxy::ServerOptions opts;

@@ -23,6 +23,9 @@ find_package(yaml-cpp REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(nlohmann_json REQUIRED)
 
+# RE2 for every user-supplied regex: linear time, no stack recursion (std::regex has both problems).
+pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
+
 find_path(ASIO_INCLUDE_DIR asio.hpp REQUIRED)
 add_library(asio_standalone INTERFACE)
 target_include_directories(asio_standalone SYSTEM INTERFACE ${ASIO_INCLUDE_DIR})

@@ -84,7 +84,7 @@ class Server {
   std::string server_info_json() const;
   std::string listeners_text(bool json) const;
   std::string config_dump_json() const;
-  std::string stats_text(const AdminRequest& req) const;
+  AdminResponse stats_response(const AdminRequest& req) const;
 
   ServerOptions options_;
   StatsStore& stats_;

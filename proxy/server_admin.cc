@@ -1,5 +1,7 @@
 // The admin endpoints of a Server (Envoy's names and shapes).
-#include <regex>
+#include <optional>
+
+#include <re2/re2.h>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -39,40 +41,7 @@ void Server::register_admin_routes() {
     return AdminResponse{200, kJson, server_info_json()};
   }});
   admin_->add_route({"/stats", "stats as `name: value` lines (?filter=REGEX, ?format=json)", false,
-                     [this](const AdminRequest& req) {
-                       bool json = req.query.contains("format") && req.query.at("format") == "json";
-                       if (json && !req.query.contains("filter")) {
-                         nlohmann::json out{{"stats", nlohmann::json::array()}};
-                         std::string text = stats_text(req);
-                         size_t pos = 0;
-                         while (pos < text.size()) {
-                           size_t nl = text.find('\n', pos);
-                           std::string line = text.substr(pos, nl - pos);
-                           size_t colon = line.rfind(": ");
-                           out["stats"].push_back({{"name", line.substr(0, colon)},
-                                                   {"value", std::stoll(line.substr(colon + 2))}});
-                           pos = nl + 1;
-                         }
-                         return AdminResponse{200, kJson, out.dump(2)};
-                       }
-                       if (req.query.contains("filter")) {
-                         try {
-                           std::regex re(req.query.at("filter"));
-                           std::string text = stats_text(req), out;
-                           size_t pos = 0;
-                           while (pos < text.size()) {
-                             size_t nl = text.find('\n', pos);
-                             std::string line = text.substr(pos, nl - pos);
-                             if (std::regex_search(line.substr(0, line.rfind(": ")), re)) out += line + "\n";
-                             pos = nl + 1;
-                           }
-                           return AdminResponse{200, kText, out};
-                         } catch (const std::regex_error& e) {
-                           return AdminResponse{400, kText, std::string("invalid filter regex: ") + e.what() + "\n"};
-                         }
-                       }
-                       return AdminResponse{200, kText, stats_text(req)};
-                     }});
+                     [this](const AdminRequest& req) { return stats_response(req); }});
   admin_->add_route({"/stats/prometheus", "stats in Prometheus text format", false, [this](const AdminRequest&) {
     server_stats_.uptime.set(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_at_).count());
     return AdminResponse{200, "text/plain; version=0.0.4; charset=UTF-8", stats_.render_prometheus()};
@@ -117,9 +86,33 @@ void Server::register_admin_routes() {
   }});
 }
 
-std::string Server::stats_text(const AdminRequest&) const {
-  server_stats_.uptime.set(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_at_).count());
-  return stats_.render_text();
+AdminResponse Server::stats_response(const AdminRequest& req) const {
+  server_stats_.uptime.set(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_at_).count());
+  std::unique_ptr<RE2> filter;
+  if (auto it = req.query.find("filter"); it != req.query.end()) {
+    RE2::Options options;
+    options.set_log_errors(false);
+    filter = std::make_unique<RE2>(it->second, options);
+    if (!filter->ok()) return AdminResponse{400, kText, "invalid filter regex: " + filter->error() + "\n"};
+  }
+  bool json = req.query.contains("format") && req.query.at("format") == "json";
+  nlohmann::json stats = nlohmann::json::array();
+  std::string text, all = stats_.render_text();
+  for (size_t pos = 0; pos < all.size();) {
+    size_t nl = all.find('\n', pos);
+    std::string_view line(all.data() + pos, nl - pos);
+    pos = nl + 1;
+    std::string name(line.substr(0, line.rfind(": ")));
+    if (filter && !RE2::PartialMatch(name, *filter)) continue;
+    if (json) {
+      stats.push_back({{"name", name}, {"value", std::stoll(std::string(line.substr(name.size() + 2)))}});
+    } else {
+      text.append(line).push_back('\n');
+    }
+  }
+  if (json) return AdminResponse{200, kJson, nlohmann::json{{"stats", stats}}.dump(2)};
+  return AdminResponse{200, kText, text};
 }
 
 std::string Server::server_info_json() const {

@@ -18,6 +18,10 @@ std::optional<spdlog::level::level_enum> parse_log_level(std::string_view name);
 // non-empty. Call once from main before any thread starts; fails if the file cannot be opened.
 Status configure_logging(std::string_view level, const std::string& path);
 
+// reopen_log_file reopens the --log-path file after logrotate moved it (SIGUSR1). Call from one
+// thread at a time; a failure keeps the old file.
+Status reopen_log_file();
+
 // set_log_level changes the level at run time (admin /logging). Thread-safe.
 bool set_log_level(std::string_view name);
 

@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/logging.h"
+
 namespace portcullis::proxy {
 namespace {
 
@@ -187,8 +189,14 @@ void Server::watch_signals() {
   signals_.add(SIGTERM);
   signals_.add(SIGINT);
   signals_.add(SIGHUP);
+  signals_.add(SIGUSR1);
   signals_.async_wait([this](const std::error_code& ec, int signo) {
     if (ec) return;
+    if (signo == SIGUSR1) {
+      if (Status s = reopen_log_file(); !s.ok()) spdlog::error("SIGUSR1: {}", s.error().message);
+      watch_signals();
+      return;
+    }
     if (signo == SIGHUP) {
       spdlog::info("SIGHUP: reloading {}", options_.config_path);
       (void)reload();

@@ -1,0 +1,17 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace portcullis::mtls {
+
+// PeerIdentity is all the rest of the proxy learns about a verified peer: no certificate pointers
+// outlive the handshake.
+struct PeerIdentity {
+  std::string spiffe_id;
+  std::string trust_domain;
+  std::string serial;    // leaf serial number, lowercase hex
+  int64_t not_after = 0;  // leaf expiry, Unix seconds
+};
+
+}  // namespace portcullis::mtls

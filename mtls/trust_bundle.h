@@ -1,0 +1,63 @@
+#pragma once
+
+#include <openssl/x509.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace portcullis::mtls {
+
+// TrustBundle is the set of X.509 authorities of one trust domain. Immutable once built, so any
+// number of handshakes on any worker may verify against it at once without locking.
+class TrustBundle {
+ public:
+  // from_pem takes every CERTIFICATE block of `pem`; at least one, each a CA.
+  static Result<std::shared_ptr<const TrustBundle>> from_pem(std::string trust_domain, std::string_view pem);
+  // from_spiffe_json reads a SPIFFE bundle (RFC 7517 JWK set): the first x5c element of every
+  // key with use "x509-svid"; keys of unknown kty/use are skipped, as the standard says. An empty
+  // `keys` array is a valid bundle that trusts nothing.
+  static Result<std::shared_ptr<const TrustBundle>> from_spiffe_json(std::string trust_domain, std::string_view json);
+  // from_file reads a path holding either form (JSON if it starts with '{').
+  static Result<std::shared_ptr<const TrustBundle>> from_file(std::string trust_domain, const std::string& path);
+
+  TrustBundle(std::string trust_domain, std::vector<bssl::UniquePtr<X509>> authorities, uint64_t sequence);
+
+  const std::string& trust_domain() const { return trust_domain_; }
+  uint64_t sequence() const { return sequence_; }
+  size_t size() const { return authorities_.size(); }
+  // anchors is the stack handed to X509_STORE_CTX_trusted_stack; store is an empty store the
+  // verify context needs as a parameter. Both are read-only after construction.
+  STACK_OF(X509)* anchors() const { return anchors_.get(); }
+  X509_STORE* store() const { return store_.get(); }
+  const std::vector<bssl::UniquePtr<X509>>& authorities() const { return authorities_; }
+
+ private:
+  std::string trust_domain_;
+  std::vector<bssl::UniquePtr<X509>> authorities_;
+  bssl::UniquePtr<STACK_OF(X509)> anchors_;
+  bssl::UniquePtr<X509_STORE> store_;
+  uint64_t sequence_;
+};
+
+// TrustBundleSet maps trust domain names to their bundles (federation). Immutable.
+class TrustBundleSet {
+ public:
+  void add(std::shared_ptr<const TrustBundle> bundle) { bundles_[bundle->trust_domain()] = std::move(bundle); }
+  const TrustBundle* find(std::string_view trust_domain) const;
+  size_t size() const { return bundles_.size(); }
+  const std::map<std::string, std::shared_ptr<const TrustBundle>, std::less<>>& bundles() const { return bundles_; }
+
+ private:
+  std::map<std::string, std::shared_ptr<const TrustBundle>, std::less<>> bundles_;
+};
+
+// parse_pem_certificates returns every certificate in `pem` (possibly none).
+Result<std::vector<bssl::UniquePtr<X509>>> parse_pem_certificates(std::string_view pem);
+
+}  // namespace portcullis::mtls

@@ -3,13 +3,15 @@
 namespace portcullis::config {
 
 std::string ConfigError::format() const {
-  std::string out = location.file;
+  std::string out;
+  out.reserve(location.file.size() + path.size() + message.size() + 24);
+  out.append(location.file);
   if (location.line > 0) {
-    out += ":" + std::to_string(location.line) + ":" + std::to_string(location.column);
+    out.append(":").append(std::to_string(location.line)).append(":").append(std::to_string(location.column));
   }
-  out += ": ";
-  if (!path.empty()) out += path + ": ";
-  out += message;
+  out.append(": ");
+  if (!path.empty()) out.append(path).append(": ");
+  out.append(message);
   return out;
 }
 

@@ -78,7 +78,6 @@ std::shared_ptr<const ListenerRuntime> Server::make_runtime(
 
 Status Server::apply(std::shared_ptr<const ServerConfig> config) {
   const auto& b = config->bootstrap;
-  auto clusters = build_clusters(*config);
 
   // Bind every new or moved listener first, so a failure leaves the running config untouched.
   std::map<std::string, ListenSockets> bound;
@@ -93,6 +92,9 @@ Status Server::apply(std::shared_ptr<const ServerConfig> config) {
     bound.emplace(l.name, std::move(sockets.value()));
   }
 
+  // Only now that nothing can fail: building a cluster publishes its stats (membership_total),
+  // which must keep describing the running config when a reload is rejected.
+  auto clusters = build_clusters(*config);
   std::map<std::string, ActiveListener> next;
   for (size_t i = 0; i < b.listeners.size(); ++i) {
     const auto& l = b.listeners[i];
@@ -210,7 +212,10 @@ void Server::watch_signals() {
 }
 
 void Server::begin_drain() {
-  if (draining_) return;
+  // Guarded by its own flag: POST /drain_listeners sets draining_ too, and a SIGTERM after it
+  // (a Kubernetes preStop hook, then the kubelet's SIGTERM) must still shut the server down.
+  if (drain_started_) return;
+  drain_started_ = true;
   draining_ = true;
   server_stats_.state.set(kStateDraining);
   server_stats_.live.set(0);

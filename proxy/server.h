@@ -100,7 +100,8 @@ class Server {
   std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
   std::chrono::system_clock::time_point config_loaded_at_ = std::chrono::system_clock::now();
   std::chrono::steady_clock::time_point drain_deadline_{};
-  bool draining_ = false;
+  bool draining_ = false;       // listeners closed: by a drain, or by POST /drain_listeners
+  bool drain_started_ = false;  // SIGTERM/SIGINT seen: counting down to shutdown
   bool stopped_ = false;
 };
 

@@ -97,6 +97,9 @@ class AdminServer::Connection : public std::enable_shared_from_this<Connection> 
     };
     settings_.on_message_complete = [](http_parser* p) {
       static_cast<Connection*>(p->data)->complete_ = true;
+      // Stop at the end of the first request: bytes behind it (a pipelined second request)
+      // must not be parsed into this one's URL.
+      http_parser_pause(p, 1);
       return 0;
     };
   }
@@ -132,7 +135,7 @@ class AdminServer::Connection : public std::enable_shared_from_this<Connection> 
       return respond(AdminResponse{413, "text/plain; charset=UTF-8", "request too large\n"});
     }
     size_t parsed = http_parser_execute(&parser_, &settings_, buf_.data(), n);
-    if (parser_.http_errno != HPE_OK || parsed != n) {
+    if (!complete_ && (parser_.http_errno != HPE_OK || parsed != n)) {
       return respond(AdminResponse{400, "text/plain; charset=UTF-8",
                                    std::string("malformed request: ") +
                                        http_errno_description(static_cast<http_errno>(parser_.http_errno)) + "\n"});

@@ -60,6 +60,37 @@ class DrainTest(IntegrationTestCase):
         self.assertEqual(proxy.wait_exit(5), 0)
         self.assertLess(time.monotonic() - start, 2.0)
 
+    def test_sigterm_after_admin_drain_listeners_still_drains_and_exits_0(self):
+        # The Kubernetes pattern: a preStop hook POSTs /drain_listeners, then the kubelet sends
+        # SIGTERM. The SIGTERM must still end the process.
+        upstream = self.echo_server()
+        proxy = self.start_proxy(harness.simple_config([upstream.port]), drain_time_s=1)
+        port = proxy.listener_port()
+        live = self.connect(port)
+        live.settimeout(5)
+        harness.echo_roundtrip(live, b"before")
+        self.assertEqual(proxy.post("/drain_listeners")[0], 200)
+        harness.wait_until(lambda: harness.refuses_connections(port), 5, what="the listener to close")
+        harness.echo_roundtrip(live, b"after /drain_listeners")
+
+        start = time.monotonic()
+        proxy.signal(signal.SIGTERM)
+        self.assertEqual(proxy.wait_exit(5), 0)
+        self.assertLess(time.monotonic() - start, 1.0 + 1.5)
+        self.assertEqual(harness.closed_by_peer(live, timeout=1)[1], b"")
+
+    def test_sigint_drains_like_sigterm(self):
+        upstream = self.echo_server()
+        proxy = self.start_proxy(harness.simple_config([upstream.port]), drain_time_s=60)
+        live = self.connect(proxy.listener_port())
+        live.settimeout(5)
+        harness.echo_roundtrip(live, b"before SIGINT")
+        proxy.signal(signal.SIGINT)
+        harness.wait_until(lambda: proxy.ready_status() == 503, 5, what="/ready 503")
+        harness.echo_roundtrip(live, b"during the drain")
+        live.close()
+        self.assertEqual(proxy.wait_exit(5), 0)
+
 
 if __name__ == "__main__":
     harness.main()

@@ -2,6 +2,7 @@
 dropping connections on unchanged listeners; an invalid one is counted and ignored."""
 
 import signal
+import socket
 
 import harness
 from harness import IntegrationTestCase
@@ -91,6 +92,29 @@ class ReloadTest(IntegrationTestCase):
         # And a good config still applies afterwards.
         self.reload(proxy, self.config_v2(), "server.config_reload_success")
         self.assertEqual(self.banner_of_new_connection(port), b"B")
+
+    def test_sighup_reload_that_cannot_bind_keeps_old_config_and_its_stats(self):
+        proxy = self.start_proxy(self.config_v1())
+        port = proxy.listener_port("main")
+        with socket.socket() as busy:
+            busy.bind((harness.LOOPBACK, 0))
+            busy.listen(1)
+            cfg = harness.bootstrap(
+                [harness.tcp_proxy_listener("main", "cluster_a"),
+                 harness.tcp_proxy_listener("second", "cluster_a", port=busy.getsockname()[1])],
+                [harness.static_cluster("cluster_a", [self.a.port, self.b.port])])
+            self.reload(proxy, cfg, "server.config_reload_failure")
+        self.assertIn("cannot bind", proxy.log())
+        stats = proxy.stats()
+        self.assertEqual(stats["server.config_reload_success"], 0)
+        self.assertEqual(stats["listener_manager.listener_create_failure"], 1)
+        self.assertEqual(stats["listener_manager.total_listeners_active"], 1)
+        # The running cluster still has one endpoint, and its stats must say so.
+        self.assertEqual(stats["cluster.cluster_a.membership_total"], 1)
+        self.assertEqual(proxy.listeners(), {"main": (harness.LOOPBACK, port)})
+        for _ in range(4):
+            self.assertEqual(self.banner_of_new_connection(port), b"A")
+        self.assertEqual(self.b.accepted_count(), 0)
 
     def test_sighup_removing_listener_stops_it_and_moving_listener_rebinds(self):
         proxy = self.start_proxy(self.config_v2())

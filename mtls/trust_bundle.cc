@@ -68,7 +68,9 @@ TrustBundle::TrustBundle(std::string trust_domain, std::vector<bssl::UniquePtr<X
 }
 
 Result<std::shared_ptr<const TrustBundle>> TrustBundle::from_pem(std::string trust_domain, std::string_view pem) {
-  if (Status s = validate_trust_domain_name(trust_domain); !s.ok()) return s.error();
+  if (trust_domain != TrustBundleSet::kAnyTrustDomain) {
+    if (Status s = validate_trust_domain_name(trust_domain); !s.ok()) return s.error();
+  }
   auto certs = parse_pem_certificates(pem);
   if (!certs.ok()) return certs.error();
   if (certs->empty()) return invalid("trust bundle for " + trust_domain + " holds no PEM certificate");
@@ -117,6 +119,7 @@ Result<std::shared_ptr<const TrustBundle>> TrustBundle::from_file(std::string tr
 
 const TrustBundle* TrustBundleSet::find(std::string_view trust_domain) const {
   auto it = bundles_.find(trust_domain);
+  if (it == bundles_.end()) it = bundles_.find(kAnyTrustDomain);
   return it == bundles_.end() ? nullptr : it->second.get();
 }
 

@@ -45,9 +45,13 @@ class TrustBundle {
   uint64_t sequence_;
 };
 
-// TrustBundleSet maps trust domain names to their bundles (federation). Immutable.
+// TrustBundleSet maps trust domain names to their bundles (federation). A bundle added under
+// the name "*" (Envoy's plain `trusted_ca`) anchors every trust domain without a bundle of its own.
+// Immutable once built.
 class TrustBundleSet {
  public:
+  static constexpr std::string_view kAnyTrustDomain = "*";
+
   void add(std::shared_ptr<const TrustBundle> bundle) { bundles_[bundle->trust_domain()] = std::move(bundle); }
   const TrustBundle* find(std::string_view trust_domain) const;
   size_t size() const { return bundles_.size(); }

@@ -117,6 +117,7 @@ const char* svid_rejection_name(SvidRejection r) {
     case SvidRejection::kNotYetValid: return "not_yet_valid";
     case SvidRejection::kBadSignature: return "bad_signature";
     case SvidRejection::kChainInvalid: return "chain_invalid";
+    case SvidRejection::kSanMismatch: return "san_mismatch";
   }
   return "unknown";
 }

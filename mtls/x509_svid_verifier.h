@@ -29,6 +29,7 @@ enum class SvidRejection {
   kNotYetValid,
   kBadSignature,
   kChainInvalid,
+  kSanMismatch,  // a valid SVID, but not one the context's SAN matchers accept
 };
 
 const char* svid_rejection_name(SvidRejection r);

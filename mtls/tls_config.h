@@ -1,0 +1,68 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/bootstrap.h"
+#include "config/node.h"
+#include "config/string_matcher.h"
+
+namespace portcullis::mtls {
+
+inline constexpr std::string_view kTlsTransportSocketName = "envoy.transport_sockets.tls";
+inline constexpr std::string_view kDownstreamTlsContextType =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+inline constexpr std::string_view kUpstreamTlsContextType =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+inline constexpr std::string_view kSpiffeValidatorName = "envoy.tls.cert_validator.spiffe";
+inline constexpr std::string_view kSpiffeValidatorType =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.SPIFFECertValidatorConfig";
+
+// DataSource is Envoy's `config.core.v3.DataSource`: a file (watched for rotation) or inline text.
+struct DataSource {
+  std::string filename;
+  std::string inline_string;
+
+  bool is_file() const { return !filename.empty(); }
+  std::string describe() const { return is_file() ? filename : "<inline>"; }
+};
+
+struct SanMatcher {
+  enum class Type { kUri, kDns };
+  Type type;
+  config::StringMatcher matcher;
+};
+
+struct TrustDomainSource {
+  std::string name;
+  DataSource bundle;  // PEM or SPIFFE bundle JSON
+};
+
+// TlsContextConfig is a validated DownstreamTlsContext or UpstreamTlsContext.
+struct TlsContextConfig {
+  bool server = false;
+  bool require_client_certificate = false;  // Envoy's default
+  std::optional<DataSource> certificate_chain;
+  std::optional<DataSource> private_key;
+  std::optional<DataSource> trusted_ca;           // validation_context.trusted_ca
+  std::vector<TrustDomainSource> trust_domains;   // SPIFFE validator
+  std::vector<SanMatcher> san_matchers;           // match_typed_subject_alt_names
+  uint16_t min_version = 0x0304;  // TLS 1.3 unless configured otherwise
+  uint16_t max_version = 0x0304;
+  std::vector<std::string> ecdh_curves = {"X25519", "P-256"};
+  std::vector<std::string> alpn_protocols;
+  std::string sni;
+
+  bool verifies_peer() const { return trusted_ca.has_value() || !trust_domains.empty(); }
+};
+
+// parse_tls_transport_socket validates a `transport_socket` entry named envoy.transport_sockets.tls
+// whose @type must be the Downstream (listeners) or Upstream (clusters) context. Every problem goes
+// into `errors`; nullopt when there was any.
+std::optional<TlsContextConfig> parse_tls_transport_socket(const config::TypedExtension& ext, bool downstream,
+                                                           config::ErrorList& errors);
+
+}  // namespace portcullis::mtls

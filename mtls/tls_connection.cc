@@ -1,0 +1,125 @@
+#include "mtls/tls_connection.h"
+
+#include <openssl/err.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "mtls/ssl_error.h"
+
+namespace portcullis::mtls {
+
+Result<std::unique_ptr<TlsConnection>> TlsConnection::create(std::shared_ptr<const TlsContext> context, int fd,
+                                                             const std::string& sni) {
+  bssl::UniquePtr<SSL> ssl(SSL_new(context->ssl_ctx()));
+  if (!ssl || !SSL_set_fd(ssl.get(), fd)) {
+    return make_error(ErrorCode::kInternal, "SSL_new: " + drain_ssl_errors());
+  }
+  if (context->server()) {
+    SSL_set_accept_state(ssl.get());
+  } else {
+    SSL_set_connect_state(ssl.get());
+    if (!sni.empty() && !SSL_set_tlsext_host_name(ssl.get(), sni.c_str())) {
+      return make_error(ErrorCode::kInvalidArgument, "bad SNI '" + sni + "': " + drain_ssl_errors());
+    }
+  }
+  std::unique_ptr<TlsConnection> conn(new TlsConnection(std::move(context), std::move(ssl)));
+  SSL_set_ex_data(conn->ssl_.get(), TlsContext::connection_ex_index(), conn.get());
+  return conn;
+}
+
+TlsConnection::TlsConnection(std::shared_ptr<const TlsContext> context, bssl::UniquePtr<SSL> ssl)
+    : context_(std::move(context)), ssl_(std::move(ssl)) {}
+
+TlsConnection::~TlsConnection() = default;
+
+void TlsConnection::record_verification(std::optional<PeerIdentity> peer, std::optional<SvidVerifyError> error) {
+  peer_ = std::move(peer);
+  verify_error_ = std::move(error);
+}
+
+TlsConnection::Io TlsConnection::classify(int ret, const char* op) {
+  int err = SSL_get_error(ssl_.get(), ret);
+  switch (err) {
+    case SSL_ERROR_WANT_READ: return Io::kWantRead;
+    case SSL_ERROR_WANT_WRITE: return Io::kWantWrite;
+    case SSL_ERROR_ZERO_RETURN: return Io::kEof;
+    case SSL_ERROR_SYSCALL:
+      if (ret == 0 || errno == 0) {
+        // A FIN without close_notify: treat as the end of the peer's stream, as proxies do.
+        drain_ssl_errors();
+        return Io::kEof;
+      }
+      error_ = std::string(op) + ": " + std::strerror(errno);
+      drain_ssl_errors();
+      return Io::kError;
+    default: {
+      std::string detail = drain_ssl_errors();
+      error_ = std::string(op) + ": " + (detail.empty() ? "TLS error " + std::to_string(err) : detail);
+      return Io::kError;
+    }
+  }
+}
+
+TlsConnection::Io TlsConnection::handshake() {
+  errno = 0;
+  int ret = SSL_do_handshake(ssl_.get());
+  if (ret == 1) return Io::kDone;
+  Io io = classify(ret, "handshake");
+  if (io == Io::kEof) {
+    error_ = "handshake: peer closed the connection";
+    return Io::kError;
+  }
+  if (io == Io::kError && verify_error_) error_ = "handshake: " + verify_error_->message;
+  return io;
+}
+
+TlsConnection::Io TlsConnection::read(uint8_t* buf, size_t len, size_t* out_n) {
+  errno = 0;
+  int ret = SSL_read(ssl_.get(), buf, static_cast<int>(std::min<size_t>(len, INT_MAX)));
+  if (ret > 0) {
+    *out_n = static_cast<size_t>(ret);
+    return Io::kDone;
+  }
+  return classify(ret, "read");
+}
+
+TlsConnection::Io TlsConnection::write(const uint8_t* buf, size_t len, size_t* out_n) {
+  errno = 0;
+  int ret = SSL_write(ssl_.get(), buf, static_cast<int>(std::min<size_t>(len, INT_MAX)));
+  if (ret > 0) {
+    *out_n = static_cast<size_t>(ret);
+    return Io::kDone;
+  }
+  Io io = classify(ret, "write");
+  return io == Io::kEof ? Io::kError : io;
+}
+
+void TlsConnection::close_notify() {
+  // The first SSL_shutdown only queues and flushes our close_notify; we never wait for the peer's.
+  SSL_shutdown(ssl_.get());
+  drain_ssl_errors();
+}
+
+void TlsConnection::set_session(SSL_SESSION* session) { SSL_set_session(ssl_.get(), session); }
+
+bssl::UniquePtr<SSL_SESSION> TlsConnection::take_session() const { return bssl::UniquePtr<SSL_SESSION>(SSL_get1_session(ssl_.get())); }
+
+bool TlsConnection::session_reused() const { return SSL_session_reused(ssl_.get()) == 1; }
+
+std::string TlsConnection::version() const { return SSL_get_version(ssl_.get()); }
+
+std::string TlsConnection::cipher() const {
+  const SSL_CIPHER* c = SSL_get_current_cipher(ssl_.get());
+  return c ? SSL_CIPHER_standard_name(c) : "";
+}
+
+std::string TlsConnection::alpn() const {
+  const uint8_t* data = nullptr;
+  unsigned len = 0;
+  SSL_get0_alpn_selected(ssl_.get(), &data, &len);
+  return std::string(reinterpret_cast<const char*>(data), len);
+}
+
+}  // namespace portcullis::mtls

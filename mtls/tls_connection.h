@@ -1,0 +1,70 @@
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "mtls/peer_identity.h"
+#include "mtls/tls_context.h"
+#include "mtls/x509_svid_verifier.h"
+
+namespace portcullis::mtls {
+
+// TlsConnection runs TLS over a non-blocking socket fd it does not own: the caller waits for
+// readiness and calls again when told kWantRead/kWantWrite (reactor style, no extra copies: BoringSSL
+// reads and writes the fd directly). Holds its context snapshot for life. One thread at a time.
+class TlsConnection {
+ public:
+  enum class Io {
+    kDone,       // progress was made (or the handshake finished)
+    kWantRead,   // call again when the fd is readable
+    kWantWrite,  // call again when the fd is writable
+    kEof,        // the peer closed its sending side (close_notify, or a bare FIN)
+    kError,      // fatal: see error()
+  };
+
+  // create makes the SSL for `fd`; for clients `sni` is sent as server_name when non-empty.
+  static Result<std::unique_ptr<TlsConnection>> create(std::shared_ptr<const TlsContext> context, int fd,
+                                                       const std::string& sni = "");
+  ~TlsConnection();
+
+  Io handshake();
+  // read/write move up to `len` bytes; *out_n says how many on kDone.
+  Io read(uint8_t* buf, size_t len, size_t* out_n);
+  Io write(const uint8_t* buf, size_t len, size_t* out_n);
+  // close_notify sends our close_notify (our half-close); reading may go on afterwards.
+  void close_notify();
+  // set_session offers a cached session for resumption (client side).
+  void set_session(SSL_SESSION* session);
+  bssl::UniquePtr<SSL_SESSION> take_session() const;
+  bool session_reused() const;
+
+  const TlsContext& context() const { return *context_; }
+  // peer is set once a presented certificate verified; verify_error when it did not.
+  const std::optional<PeerIdentity>& peer() const { return peer_; }
+  const std::optional<SvidVerifyError>& verify_error() const { return verify_error_; }
+  const std::string& error() const { return error_; }
+  std::string version() const;
+  std::string cipher() const;
+  std::string alpn() const;
+
+  // record_verification is called by the context's verify callback during the handshake.
+  void record_verification(std::optional<PeerIdentity> peer, std::optional<SvidVerifyError> error);
+
+ private:
+  TlsConnection(std::shared_ptr<const TlsContext> context, bssl::UniquePtr<SSL> ssl);
+  Io classify(int ret, const char* op);
+
+  std::shared_ptr<const TlsContext> context_;
+  bssl::UniquePtr<SSL> ssl_;
+  std::optional<PeerIdentity> peer_;
+  std::optional<SvidVerifyError> verify_error_;
+  std::string error_;
+};
+
+}  // namespace portcullis::mtls

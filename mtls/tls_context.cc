@@ -1,0 +1,237 @@
+#include "mtls/tls_context.h"
+
+#include <openssl/bn.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include <fstream>
+#include <mutex>
+
+#include "mtls/ssl_error.h"
+#include "mtls/tls_connection.h"
+
+namespace portcullis::mtls {
+namespace {
+
+constexpr size_t kMaxDataSourceBytes = 4 * 1024 * 1024;
+
+Error tls_error(const std::string& what) {
+  std::string detail = drain_ssl_errors();
+  return make_error(ErrorCode::kInvalidArgument, detail.empty() ? what : what + ": " + detail);
+}
+
+int64_t asn1_time_to_unix(const ASN1_TIME* t) {
+  int days = 0, seconds = 0;
+  bssl::UniquePtr<ASN1_TIME> epoch(ASN1_TIME_set(nullptr, 0));
+  if (!ASN1_TIME_diff(&days, &seconds, epoch.get(), t)) return 0;
+  return static_cast<int64_t>(days) * 86400 + seconds;
+}
+
+// The server picks the first of our protocols the client also offers (Envoy's behaviour).
+int select_alpn(SSL* ssl, const uint8_t** out, uint8_t* out_len, const uint8_t* in, unsigned in_len, void* arg) {
+  const auto* protos = static_cast<const std::vector<std::string>*>(arg);
+  for (const std::string& ours : *protos) {
+    for (unsigned i = 0; i < in_len;) {
+      uint8_t len = in[i];
+      if (i + 1 + len > in_len) break;
+      if (len == ours.size() && std::equal(ours.begin(), ours.end(), in + i + 1)) {
+        *out = in + i + 1;
+        *out_len = len;
+        return SSL_TLSEXT_ERR_OK;
+      }
+      i += 1 + len;
+    }
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+enum ssl_verify_result_t custom_verify(SSL* ssl, uint8_t* out_alert) {
+  auto* conn = static_cast<TlsConnection*>(SSL_get_ex_data(ssl, TlsContext::connection_ex_index()));
+  if (conn == nullptr) {
+    *out_alert = SSL_AD_INTERNAL_ERROR;
+    return ssl_verify_invalid;
+  }
+  std::vector<bssl::UniquePtr<X509>> owned;
+  std::vector<X509*> chain;
+  if (const STACK_OF(CRYPTO_BUFFER)* bufs = SSL_get0_peer_certificates(ssl)) {
+    for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(bufs); ++i) {
+      bssl::UniquePtr<X509> cert(X509_parse_from_buffer(sk_CRYPTO_BUFFER_value(bufs, i)));
+      if (!cert) break;
+      chain.push_back(cert.get());
+      owned.push_back(std::move(cert));
+    }
+  }
+  drain_ssl_errors();
+  if (chain.empty() && conn->context().server() && !conn->context().config().require_client_certificate) {
+    return ssl_verify_ok;  // client certificate optional and absent: no identity
+  }
+  PeerIdentity identity;
+  SvidVerifyError error;
+  if (!conn->context().verify_peer(chain, &identity, &error)) {
+    *out_alert = error.reason == SvidRejection::kExpired          ? SSL_AD_CERTIFICATE_EXPIRED
+                 : error.reason == SvidRejection::kUnknownCa ||
+                           error.reason == SvidRejection::kUnknownTrustDomain
+                     ? SSL_AD_UNKNOWN_CA
+                     : SSL_AD_BAD_CERTIFICATE;
+    conn->record_verification(std::nullopt, std::move(error));
+    return ssl_verify_invalid;
+  }
+  conn->record_verification(std::move(identity), std::nullopt);
+  return ssl_verify_ok;
+}
+
+std::vector<std::string> sans_of_type(X509* cert, int type) {
+  std::vector<std::string> out;
+  bssl::UniquePtr<GENERAL_NAMES> names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+  if (!names) return out;
+  for (size_t i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
+    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
+    if (gn->type != type) continue;
+    const ASN1_IA5STRING* s = type == GEN_URI ? gn->d.uniformResourceIdentifier : gn->d.dNSName;
+    out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), ASN1_STRING_length(s));
+  }
+  return out;
+}
+
+}  // namespace
+
+CertificateDetails certificate_details(X509* cert, std::string path) {
+  CertificateDetails d;
+  d.path = std::move(path);
+  bssl::UniquePtr<BIGNUM> bn(ASN1_INTEGER_to_BN(X509_get_serialNumber(cert), nullptr));
+  if (bn) {
+    bssl::UniquePtr<char> hex(BN_bn2hex(bn.get()));
+    d.serial_number = hex.get();
+    for (char& c : d.serial_number) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  d.uri_sans = sans_of_type(cert, GEN_URI);
+  d.dns_sans = sans_of_type(cert, GEN_DNS);
+  d.valid_from = asn1_time_to_unix(X509_get0_notBefore(cert));
+  d.expiration_time = asn1_time_to_unix(X509_get0_notAfter(cert));
+  return d;
+}
+
+Result<std::string> read_data_source(const DataSource& source) {
+  if (!source.is_file()) return source.inline_string;
+  std::ifstream in(source.filename, std::ios::binary);
+  if (!in) return make_error(ErrorCode::kIo, "cannot read " + source.filename);
+  std::string text(kMaxDataSourceBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxDataSourceBytes) return make_error(ErrorCode::kInvalidArgument, source.filename + " is larger than 4 MiB");
+  return text;
+}
+
+int TlsContext::connection_ex_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+Result<std::shared_ptr<const TlsContext>> TlsContext::create(const TlsContextConfig& config) {
+  std::shared_ptr<TlsContext> ctx(new TlsContext(config));
+  ctx->ctx_.reset(SSL_CTX_new(TLS_method()));
+  if (!ctx->ctx_) return tls_error("SSL_CTX_new");
+  if (Status s = ctx->load_certificate(); !s.ok()) return s.error();
+  if (Status s = ctx->load_bundles(); !s.ok()) return s.error();
+  if (Status s = ctx->configure_ctx(); !s.ok()) return s.error();
+  return std::shared_ptr<const TlsContext>(std::move(ctx));
+}
+
+Status TlsContext::load_certificate() {
+  if (!config_.certificate_chain) return {};
+  auto chain_pem = read_data_source(*config_.certificate_chain);
+  if (!chain_pem.ok()) return chain_pem.error();
+  auto key_pem = read_data_source(*config_.private_key);
+  if (!key_pem.ok()) return key_pem.error();
+  auto certs = parse_pem_certificates(*chain_pem);
+  if (!certs.ok()) return make_error(ErrorCode::kInvalidArgument, config_.certificate_chain->describe() + ": " + certs.error().message);
+  if (certs->empty()) return make_error(ErrorCode::kInvalidArgument, config_.certificate_chain->describe() + ": no PEM certificate");
+  bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(key_pem->data(), static_cast<int>(key_pem->size())));
+  bssl::UniquePtr<EVP_PKEY> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  if (!key) return tls_error(config_.private_key->describe() + ": no usable PEM private key");
+  if (!SSL_CTX_use_certificate(ctx_.get(), (*certs)[0].get())) return tls_error("loading certificate");
+  for (size_t i = 1; i < certs->size(); ++i) {
+    if (!SSL_CTX_add1_chain_cert(ctx_.get(), (*certs)[i].get())) return tls_error("loading certificate chain");
+  }
+  if (!SSL_CTX_use_PrivateKey(ctx_.get(), key.get()) || !SSL_CTX_check_private_key(ctx_.get())) {
+    return tls_error("private key " + config_.private_key->describe() + " does not match certificate " +
+                     config_.certificate_chain->describe());
+  }
+  certificates_.push_back(certificate_details((*certs)[0].get(), config_.certificate_chain->describe()));
+  return {};
+}
+
+Status TlsContext::load_bundles() {
+  auto load = [this](std::string td, const DataSource& src) -> Status {
+    auto text = read_data_source(src);
+    if (!text.ok()) return text.error();
+    size_t first = text->find_first_not_of(" \t\r\n");
+    auto bundle = (first != std::string::npos && (*text)[first] == '{' && td != TrustBundleSet::kAnyTrustDomain)
+                      ? TrustBundle::from_spiffe_json(td, *text)
+                      : TrustBundle::from_pem(td, *text);
+    if (!bundle.ok()) return make_error(ErrorCode::kInvalidArgument, src.describe() + ": " + bundle.error().message);
+    bundles_.add(std::move(bundle.value()));
+    return {};
+  };
+  if (config_.trusted_ca) {
+    if (Status s = load(std::string(TrustBundleSet::kAnyTrustDomain), *config_.trusted_ca); !s.ok()) return s;
+  }
+  for (const auto& td : config_.trust_domains) {
+    if (Status s = load(td.name, td.bundle); !s.ok()) return s;
+  }
+  return {};
+}
+
+Status TlsContext::configure_ctx() {
+  SSL_CTX* ctx = ctx_.get();
+  if (!SSL_CTX_set_min_proto_version(ctx, config_.min_version) || !SSL_CTX_set_max_proto_version(ctx, config_.max_version)) {
+    return tls_error("setting TLS versions");
+  }
+  std::string curves;
+  for (const auto& c : config_.ecdh_curves) curves += (curves.empty() ? "" : ":") + c;
+  if (!SSL_CTX_set1_curves_list(ctx, curves.c_str())) return tls_error("setting curves " + curves);
+  // Partial writes let the proxy hand SSL_write a large batch and keep what did not fit.
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (!config_.alpn_protocols.empty()) {
+    if (config_.server) {
+      SSL_CTX_set_alpn_select_cb(ctx, select_alpn, const_cast<std::vector<std::string>*>(&config_.alpn_protocols));
+    } else {
+      std::string wire;
+      for (const auto& p : config_.alpn_protocols) wire += static_cast<char>(p.size()) + p;
+      if (SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const uint8_t*>(wire.data()), wire.size()) != 0) {
+        return tls_error("setting ALPN");
+      }
+    }
+  }
+  if (config_.verifies_peer()) {
+    int mode = SSL_VERIFY_PEER;
+    if (config_.server && config_.require_client_certificate) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    SSL_CTX_set_custom_verify(ctx, mode, custom_verify);
+    // A resumed session must still carry an identity that verifies now (expiry, bundle changes).
+    SSL_CTX_set_reverify_on_resume(ctx, 1);
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  }
+  if (!config_.server) SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+  return {};
+}
+
+bool TlsContext::verify_peer(std::span<X509* const> chain, PeerIdentity* out_identity, SvidVerifyError* out_error) const {
+  if (!verify_x509_svid(chain, bundles_, VerifyOptions{}, out_identity, out_error)) return false;
+  if (config_.san_matchers.empty()) return true;
+  std::vector<std::string> dns;
+  for (const SanMatcher& m : config_.san_matchers) {
+    if (m.type == SanMatcher::Type::kUri && m.matcher.matches(out_identity->spiffe_id)) return true;
+    if (m.type == SanMatcher::Type::kDns) {
+      if (dns.empty()) dns = sans_of_type(chain[0], GEN_DNS);
+      for (const auto& d : dns) {
+        if (m.matcher.matches(d)) return true;
+      }
+    }
+  }
+  *out_error = SvidVerifyError{SvidRejection::kSanMismatch, out_identity->spiffe_id + " matches no match_typed_subject_alt_names entry"};
+  return false;
+}
+
+}  // namespace portcullis::mtls

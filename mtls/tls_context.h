@@ -1,0 +1,69 @@
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "mtls/peer_identity.h"
+#include "mtls/tls_config.h"
+#include "mtls/trust_bundle.h"
+#include "mtls/x509_svid_verifier.h"
+
+namespace portcullis::mtls {
+
+// CertificateDetails is what /certs shows of a certificate in use (Envoy's admin shape).
+struct CertificateDetails {
+  std::string path;
+  std::string serial_number;
+  std::vector<std::string> uri_sans;
+  std::vector<std::string> dns_sans;
+  int64_t valid_from = 0;       // Unix seconds
+  int64_t expiration_time = 0;  // Unix seconds
+};
+
+// TlsContext is one immutable SSL_CTX with its certificate, trust bundles and SAN matchers: a
+// snapshot. New connections take the current snapshot; a rotation builds a new one and live
+// connections keep theirs. Thread-safe: every worker may create connections from it at once.
+class TlsContext {
+ public:
+  // create reads the certificate, key and bundles the config names and builds the SSL_CTX. Fails
+  // (with the file and the reason) if anything is unreadable, malformed, or the key does not
+  // match the certificate.
+  static Result<std::shared_ptr<const TlsContext>> create(const TlsContextConfig& config);
+
+  SSL_CTX* ssl_ctx() const { return ctx_.get(); }
+  bool server() const { return config_.server; }
+  const TlsContextConfig& config() const { return config_; }
+  const std::vector<CertificateDetails>& certificates() const { return certificates_; }
+  const TrustBundleSet& bundles() const { return bundles_; }
+
+  // verify_peer applies the X.509-SVID rules and the SAN matchers to a presented chain.
+  bool verify_peer(std::span<X509* const> chain, PeerIdentity* out_identity, SvidVerifyError* out_error) const;
+
+  // Index of the SSL ex_data slot holding the TlsConnection that owns an SSL.
+  static int connection_ex_index();
+
+ private:
+  explicit TlsContext(TlsContextConfig config) : config_(std::move(config)) {}
+  Status load_certificate();
+  Status load_bundles();
+  Status configure_ctx();
+
+  TlsContextConfig config_;
+  bssl::UniquePtr<SSL_CTX> ctx_;
+  TrustBundleSet bundles_;
+  std::vector<CertificateDetails> certificates_;
+};
+
+// certificate_details extracts the /certs view of a certificate.
+CertificateDetails certificate_details(X509* cert, std::string path);
+
+// read_data_source returns the bytes a DataSource names (at most 4 MiB).
+Result<std::string> read_data_source(const DataSource& source);
+
+}  // namespace portcullis::mtls

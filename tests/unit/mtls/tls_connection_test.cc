@@ -1,0 +1,168 @@
+// Real TLS 1.3 handshakes between two TlsContexts over a socketpair.
+#include "mtls/tls_connection.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "mtls/cert_minter.h"
+
+namespace portcullis::mtls {
+namespace {
+
+using namespace std::chrono_literals;
+
+MintedCert must(Result<MintedCert> r) {
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+  return std::move(r.value());
+}
+
+MintedCert make_ca(const std::string& td) {
+  CertSpec s;
+  s.common_name = td + " root";
+  s.uri_sans = {"spiffe://" + td};
+  s.is_ca = true;
+  s.key_usage = kKuKeyCertSign | kKuCrlSign;
+  s.server_auth = s.client_auth = false;
+  return must(mint_certificate(s, nullptr));
+}
+
+MintedCert make_leaf(const std::string& id, const MintedCert& ca) {
+  CertSpec s;
+  s.uri_sans = {id};
+  return must(mint_certificate(s, &ca));
+}
+
+TlsContextConfig context_config(bool server, const MintedCert& leaf, const MintedCert& ca, const std::string& td) {
+  TlsContextConfig c;
+  c.server = server;
+  c.require_client_certificate = server;
+  c.certificate_chain = DataSource{"", leaf.cert_pem()};
+  c.private_key = DataSource{"", leaf.key_pem()};
+  c.trust_domains.push_back(TrustDomainSource{td, DataSource{"", ca.cert_pem()}});
+  return c;
+}
+
+std::shared_ptr<const TlsContext> build(const TlsContextConfig& c) {
+  auto ctx = TlsContext::create(c);
+  EXPECT_TRUE(ctx.ok()) << (ctx.ok() ? "" : ctx.error().message);
+  return ctx.ok() ? ctx.value() : nullptr;
+}
+
+struct Pair {
+  int fds[2];
+  std::unique_ptr<TlsConnection> client, server;
+  Pair(std::shared_ptr<const TlsContext> client_ctx, std::shared_ptr<const TlsContext> server_ctx) {
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds);
+    client = std::move(TlsConnection::create(client_ctx, fds[0]).value());
+    server = std::move(TlsConnection::create(server_ctx, fds[1]).value());
+  }
+  ~Pair() {
+    close(fds[0]);
+    close(fds[1]);
+  }
+  // handshake drives both sides until both are done or one fails; returns "ok" or the failure.
+  std::string handshake() {
+    bool c_done = false, s_done = false;
+    for (int i = 0; i < 100 && !(c_done && s_done); ++i) {
+      if (!c_done) {
+        auto io = client->handshake();
+        if (io == TlsConnection::Io::kError) return "client: " + client->error();
+        c_done = io == TlsConnection::Io::kDone;
+      }
+      if (!s_done) {
+        auto io = server->handshake();
+        if (io == TlsConnection::Io::kError) return "server: " + server->error();
+        s_done = io == TlsConnection::Io::kDone;
+      }
+    }
+    return c_done && s_done ? "ok" : "stuck";
+  }
+};
+
+class TlsConnectionTest : public ::testing::Test {
+ protected:
+  MintedCert ca_ = make_ca("example.org");
+  MintedCert server_leaf_ = make_leaf("spiffe://example.org/server", ca_);
+  MintedCert client_leaf_ = make_leaf("spiffe://example.org/client", ca_);
+};
+
+TEST_F(TlsConnectionTest, MutualHandshakeYieldsBothIdentitiesAndCarriesData) {
+  Pair p(build(context_config(false, client_leaf_, ca_, "example.org")),
+         build(context_config(true, server_leaf_, ca_, "example.org")));
+  ASSERT_EQ(p.handshake(), "ok");
+  ASSERT_TRUE(p.server->peer());
+  EXPECT_EQ(p.server->peer()->spiffe_id, "spiffe://example.org/client");
+  ASSERT_TRUE(p.client->peer());
+  EXPECT_EQ(p.client->peer()->spiffe_id, "spiffe://example.org/server");
+  EXPECT_EQ(p.client->version(), "TLSv1.3");
+  EXPECT_EQ(p.client->cipher(), "TLS_AES_128_GCM_SHA256");
+
+  std::string msg = "hello through TLS";
+  size_t n = 0;
+  ASSERT_EQ(p.client->write(reinterpret_cast<const uint8_t*>(msg.data()), msg.size(), &n), TlsConnection::Io::kDone);
+  uint8_t buf[64];
+  ASSERT_EQ(p.server->read(buf, sizeof buf, &n), TlsConnection::Io::kDone);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(buf), n), msg);
+
+  // Half-close: the client's close_notify is EOF for the server, which can still answer.
+  p.client->close_notify();
+  EXPECT_EQ(p.server->read(buf, sizeof buf, &n), TlsConnection::Io::kEof);
+  ASSERT_EQ(p.server->write(reinterpret_cast<const uint8_t*>("late"), 4, &n), TlsConnection::Io::kDone);
+  ASSERT_EQ(p.client->read(buf, sizeof buf, &n), TlsConnection::Io::kDone);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(buf), n), "late");
+}
+
+TEST_F(TlsConnectionTest, ServerRejectsClientSignedByAnImpostorCaOfTheSameName) {
+  MintedCert stranger = make_ca("example.org");  // same subject name as the real root, other key
+  MintedCert forged = make_leaf("spiffe://example.org/client", stranger);
+  Pair p(build(context_config(false, forged, ca_, "example.org")),
+         build(context_config(true, server_leaf_, ca_, "example.org")));
+  std::string result = p.handshake();
+  EXPECT_NE(result, "ok");
+  ASSERT_TRUE(p.server->verify_error());
+  EXPECT_EQ(p.server->verify_error()->reason, SvidRejection::kBadSignature);
+  EXPECT_FALSE(p.server->peer());
+}
+
+TEST_F(TlsConnectionTest, ServerRequiresAClientCertificate) {
+  TlsContextConfig client = context_config(false, client_leaf_, ca_, "example.org");
+  client.certificate_chain.reset();
+  client.private_key.reset();
+  Pair p(build(client), build(context_config(true, server_leaf_, ca_, "example.org")));
+  EXPECT_NE(p.handshake(), "ok");
+  EXPECT_FALSE(p.server->peer());
+}
+
+TEST_F(TlsConnectionTest, ClientEnforcesServerSanMatcher) {
+  TlsContextConfig client = context_config(false, client_leaf_, ca_, "example.org");
+  config::ErrorList errors;
+  config::Node n(YAML::Load("{exact: spiffe://example.org/someone-else}"), "m", std::make_shared<const std::string>("t"));
+  client.san_matchers.push_back(SanMatcher{SanMatcher::Type::kUri, *config::parse_string_matcher(n, errors)});
+  Pair p(build(client), build(context_config(true, server_leaf_, ca_, "example.org")));
+  EXPECT_NE(p.handshake(), "ok");
+  ASSERT_TRUE(p.client->verify_error());
+  EXPECT_EQ(p.client->verify_error()->reason, SvidRejection::kSanMismatch);
+}
+
+TEST_F(TlsConnectionTest, MismatchedKeyIsRejectedAtContextCreation) {
+  TlsContextConfig c = context_config(true, server_leaf_, ca_, "example.org");
+  c.private_key = DataSource{"", client_leaf_.key_pem()};
+  auto ctx = TlsContext::create(c);
+  ASSERT_FALSE(ctx.ok());
+  EXPECT_NE(ctx.error().message.find("does not match"), std::string::npos) << ctx.error().message;
+}
+
+TEST_F(TlsConnectionTest, ContextReportsItsCertificateForCertsEndpoint) {
+  auto ctx = build(context_config(true, server_leaf_, ca_, "example.org"));
+  ASSERT_EQ(ctx->certificates().size(), 1u);
+  const auto& d = ctx->certificates()[0];
+  EXPECT_EQ(d.uri_sans, std::vector<std::string>{"spiffe://example.org/server"});
+  EXPECT_EQ(d.serial_number.size(), 32u);
+  EXPECT_GT(d.expiration_time, d.valid_from);
+}
+
+}  // namespace
+}  // namespace portcullis::mtls

@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -188,7 +189,8 @@ class Proxy:
     private temp dir, shown by `log()`; the dir is removed by `close()`.
     """
 
-    def __init__(self, config, concurrency=2, drain_time_s=None, extra_args=(), log_level="info"):
+    def __init__(self, config, concurrency=2, drain_time_s=None, extra_args=(), log_level="info",
+                 rlimit_nofile=None):
         self.dir = tempfile.mkdtemp(prefix="portcullis-it-")
         self.config_path = os.path.join(self.dir, "portcullis.yaml")
         self.admin_path = os.path.join(self.dir, "admin_address")
@@ -200,6 +202,7 @@ class Proxy:
         if drain_time_s is not None:
             self.args += ["--drain-time-s", str(drain_time_s)]
         self.args += list(extra_args)
+        self.rlimit_nofile = rlimit_nofile
         self.proc = None
         self.admin = None  # (host, port)
         self.returncode = None
@@ -219,7 +222,13 @@ class Proxy:
             os.unlink(self.admin_path)
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(self.args, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL)
+        preexec = None
+        if self.rlimit_nofile is not None:
+            import resource
+            limit = self.rlimit_nofile
+            preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))  # noqa: E731
+        self.proc = subprocess.Popen(self.args, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
+                                     preexec_fn=preexec)
         _live_processes.add(self.proc)
 
         def admin_known():
@@ -358,6 +367,9 @@ class Proxy:
             name, sep, value = line.rpartition(": ")
             assert sep, "malformed stats line %r" % line
             out[name] = int(value)
+        # Every stat here counts something: a negative one is a gauge decremented twice.
+        negative = {k: v for k, v in out.items() if v < 0}
+        assert not negative, "negative stats: %r" % negative
         return out
 
     def stat(self, name):
@@ -388,6 +400,20 @@ class Proxy:
     def fd_count(self):
         return len(os.listdir("/proc/%d/fd" % self.pid))
 
+    def settled_fd_count(self, samples=5, timeout=5.0):
+        """fd_count once it has read the same for `samples` reads 20 ms apart: the admin
+        connection of a request we just made closes on the proxy's side only after we have the
+        response, so an immediate count can include it."""
+        history = []
+
+        def settled():
+            history.append(self.fd_count())
+            tail = history[-samples:]
+            return len(tail) == samples and len(set(tail)) == 1
+
+        wait_until(settled, timeout, interval=0.02, what="a stable fd count (%r)" % history[-samples:])
+        return history[-1]
+
     def rss_bytes(self):
         with open("/proc/%d/status" % self.pid) as f:
             for line in f:
@@ -410,14 +436,14 @@ def run_portcullis(args, timeout=30.0, input_bytes=None):
 
 
 class TcpServer:
-    """A threaded TCP server on 127.0.0.1:0 that runs handler(conn, server) in a thread per
-    accepted connection. Tracks accepted connections; close() stops everything."""
+    """A threaded TCP server on 127.0.0.1:0 (or `address`) that runs handler(conn, server) in a
+    thread per accepted connection. Tracks accepted connections; close() stops everything."""
 
-    def __init__(self, handler, backlog=1024):
+    def __init__(self, handler, backlog=1024, address=LOOPBACK):
         self.handler = handler
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((LOOPBACK, 0))
+        self.sock.bind((address, 0))
         self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
@@ -515,8 +541,8 @@ def closed_port():
 # Clients
 
 
-def connect(port, timeout=10.0):
-    s = socket.create_connection((LOOPBACK, port), timeout=timeout)
+def connect(port, timeout=10.0, address=LOOPBACK):
+    s = socket.create_connection((address, port), timeout=timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
 
@@ -528,6 +554,12 @@ def refuses_connections(port):
             return False
     except ConnectionRefusedError:
         return True
+
+
+def abort(sock):
+    """Closes `sock` with an RST instead of a FIN (SO_LINGER with a zero timeout)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 def recv_exactly(sock, n):
@@ -631,8 +663,8 @@ class IntegrationTestCase(unittest.TestCase):
     def echo_server(self, banner=b""):
         return self.server(EchoServer(banner))
 
-    def connect(self, port, timeout=10.0):
-        s = connect(port, timeout)
+    def connect(self, port, timeout=10.0, address=LOOPBACK):
+        s = connect(port, timeout, address)
         self.addCleanup(s.close)
         return s
 

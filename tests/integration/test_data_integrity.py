@@ -82,6 +82,47 @@ class DataIntegrityTest(IntegrationTestCase):
         self.assertEqual(stats["cluster.backend.upstream_cx_total"], 1)
         self.assertEqual(proxy.stop(), 0)
 
+    def test_50_concurrent_streams_with_small_buffers_arrive_intact(self):
+        upstream = self.echo_server()
+        # A 1 KiB listener buffer: thousands of partial reads and writes per stream.
+        proxy = self.start_proxy(harness.simple_config([upstream.port], buffer_limit=1024), concurrency=2)
+        port = proxy.listener_port()
+        size, results = 2 * MB, {}
+
+        def client(i):
+            data = b"".join(harness.PatternStream(size, seed=100 + i).chunks())
+            with harness.connect(port, timeout=60) as s:
+                t = threading.Thread(target=lambda: (s.sendall(data), s.shutdown(socket.SHUT_WR)), daemon=True)
+                t.start()
+                got = harness.recv_until_eof(s, limit=4 * size)
+                t.join(30)
+            results[i] = hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+
+        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(results, {i: True for i in range(50)})
+        proxy.wait_stat("server.total_connections", 0)
+        self.assertEqual(proxy.stat("tcp.main.downstream_cx_rx_bytes_total"), 50 * size)
+        self.assertServerHealthy(upstream)
+
+    def test_ipv6_listener_carries_bytes_to_ipv4_upstream(self):
+        upstream = self.echo_server()
+        cfg = harness.bootstrap([harness.tcp_proxy_listener("v6", "backend", address="::1")],
+                                [harness.static_cluster("backend", [upstream.port])])
+        proxy = self.start_proxy(cfg)
+        address, port = proxy.listeners()["v6"]
+        self.assertEqual(address, "::1")
+        s = self.connect(port, address="::1")
+        data = b"".join(harness.PatternStream(4 * MB, seed=3).chunks())
+        t = threading.Thread(target=lambda: (s.sendall(data), s.shutdown(socket.SHUT_WR)), daemon=True)
+        t.start()
+        s.settimeout(30)
+        self.assertEqual(harness.recv_until_eof(s, limit=8 * MB), data)
+        t.join(10)
+
 
 if __name__ == "__main__":
     harness.main()

@@ -5,6 +5,7 @@ import copy
 import os
 import re
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -147,6 +148,15 @@ class CliTest(IntegrationTestCase):
         tcp_proxy_config(cfg)["cluster"] = "no_such_cluster"
         self.assert_rejected(self.write("serve.yaml", cfg), located=True, mode_args=())
 
+    def test_max_config_bytes_flag_sets_the_limit(self):
+        path = self.write("good.yaml", "# padding\n" * 200 + harness.to_yaml(self.good))
+        size = os.path.getsize(path)
+        self.assertGreater(size, 2048)
+        self.assert_rejected(path, message=r"larger than the limit of 2048 bytes",
+                             mode_args=("--mode", "validate", "--max-config-bytes", "2048"))
+        p = self.run_bin("-c", path, "--mode", "validate", "--max-config-bytes", str(size))
+        self.assertEqual((p.returncode, p.stdout), (EXIT_OK, "OK\n"), p.stderr)
+
     def test_missing_config_file_is_rejected(self):
         self.assert_rejected(os.path.join(self.dir, "does-not-exist.yaml"), message=r"cannot open config")
 
@@ -195,6 +205,32 @@ class CliTest(IntegrationTestCase):
 
 
 class CommandLineOverridesTest(IntegrationTestCase):
+    def test_log_path_receives_logs_and_sigusr1_reopens_it(self):
+        logdir = tempfile.mkdtemp(prefix="portcullis-log-")
+        self.addCleanup(shutil.rmtree, logdir, True)
+        log = os.path.join(logdir, "portcullis.log")
+        proxy = self.start_proxy(harness.simple_config([harness.closed_port()]), extra_args=["--log-path", log])
+
+        def log_text(path):
+            try:
+                with open(path) as f:
+                    return f.read()
+            except FileNotFoundError:
+                return ""
+
+        harness.wait_until(lambda: "admin listening on" in log_text(log), 5, what="startup lines in the log file")
+        self.assertNotIn("admin listening on", proxy.log(), "logs went to stderr despite --log-path")
+        os.rename(log, log + ".1")  # what logrotate does
+        proxy.signal(signal.SIGUSR1)
+        harness.wait_until(lambda: os.path.exists(log), 5, what="SIGUSR1 to reopen the log path")
+        # A rejected reload logs at error level, which is flushed at once.
+        proxy.write_config("not: [valid")
+        proxy.signal(signal.SIGHUP)
+        proxy.wait_stat("server.config_reload_failure", 1)
+        harness.wait_until(lambda: "config reload rejected" in log_text(log), 5, what="new lines in the new file")
+        self.assertNotIn("config reload rejected", log_text(log + ".1"))
+        self.assertTrue(proxy.alive())
+
     def test_service_node_and_cluster_override_config(self):
         proxy = self.start_proxy(harness.simple_config([harness.closed_port()]),
                                  extra_args=["--service-node", "node-from-flag", "--service-cluster", "cl-flag"])

@@ -119,6 +119,12 @@ class ReloadTest(IntegrationTestCase):
     def test_sighup_removing_listener_stops_it_and_moving_listener_rebinds(self):
         proxy = self.start_proxy(self.config_v2())
         ports = proxy.listeners()
+        # Connections accepted by the listeners that go away are not cut by the reload.
+        survivors = {}
+        for name in ("main", "second"):
+            survivors[name] = self.connect(ports[name][1])
+            survivors[name].settimeout(5)
+            self.assertEqual(harness.recv_exactly(survivors[name], 1), b"B")
         moved_to = harness.closed_port()
         cfg = harness.bootstrap([harness.tcp_proxy_listener("main", "cluster_b", port=moved_to)],
                                 [harness.static_cluster("cluster_b", [self.b.port])])
@@ -128,6 +134,25 @@ class ReloadTest(IntegrationTestCase):
         for name in ("main", "second"):
             harness.wait_until(lambda: harness.refuses_connections(ports[name][1]), 5, what="old port of %s to close" % name)
         self.assertEqual(proxy.stat("listener_manager.listener_removed"), 1)
+        for name, sock in survivors.items():
+            harness.echo_roundtrip(sock, b"%s outlived its listener" % name.encode())
+
+    def test_sighup_changes_connection_limit_in_place(self):
+        proxy = self.start_proxy(self.config_v1())
+        port = proxy.listener_port("main")
+        prefix = proxy.listener_stat_prefix("main")
+        first = self.connect(port)
+        first.settimeout(5)
+        self.assertEqual(harness.recv_exactly(first, 1), b"A")
+        limited = self.config_v1()
+        limited["layered_runtime"] = {"layers": [{"name": "static", "static_layer": {
+            "envoy.resource_limits.listener.main.connection_limit": 1}}]}
+        self.reload(proxy, limited, "server.config_reload_success")
+        self.assertEqual(proxy.listener_port("main"), port)
+        extra = self.connect(port)
+        self.assertEqual(harness.closed_by_peer(extra, timeout=5)[1], b"")
+        proxy.wait_stat(prefix + "downstream_cx_overflow", 1)
+        harness.echo_roundtrip(first, b"the one allowed connection")
 
 
 if __name__ == "__main__":

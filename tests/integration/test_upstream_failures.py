@@ -82,6 +82,16 @@ class UpstreamFailureTest(IntegrationTestCase):
         self.assertEqual(stats["cluster.backend.upstream_cx_connect_attempts_exceeded"], 0)
         self.assertServerHealthy(live)
 
+    def test_three_attempts_on_a_dead_endpoint_count_three_failures(self):
+        proxy = self.start_proxy(harness.simple_config([harness.closed_port()], max_connect_attempts=3))
+        s = self.connect(proxy.listener_port())
+        self.assertEqual(harness.closed_by_peer(s, timeout=5), ("eof", b""))
+        proxy.wait_stat("server.total_connections", 0)
+        stats = proxy.stats()
+        self.assertEqual(stats["cluster.backend.upstream_cx_total"], 3)
+        self.assertEqual(stats["cluster.backend.upstream_cx_connect_fail"], 3)
+        self.assertEqual(stats["cluster.backend.upstream_cx_connect_attempts_exceeded"], 1)
+
     def test_single_attempt_does_not_retry(self):
         dead = harness.closed_port()
         live = self.echo_server()

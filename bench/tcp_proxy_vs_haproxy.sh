@@ -33,7 +33,9 @@ usage: $(basename "$0") [options]
   -s, --short         short mode: bulk 2 s, wrk 3 s, warm-up 1 s (about 1 min per rep)
   -o, --output FILE   also write the table (markdown) and the run metadata to FILE
       --binary PATH   portcullis binary (default: build/proxy/portcullis under the repo root)
-  -p, --systems LIST  from $ALL_SYSTEMS (default: all)
+  -p, --systems LIST  from $ALL_SYSTEMS and the --variant names (default: all)
+      --variant NAME=PATH  also measure another portcullis build as system NAME, e.g. to A/B a
+                      change to proxy/ (repeatable; NAME: letters, digits, '-', '_')
   -m, --metrics LIST  from $ALL_METRICS (default: all)
       --raw FILE      also copy the raw TSV results (rep, system, key, value) to FILE
       --port-base N   first 127.0.0.1 port for haproxy and the backends (default
@@ -52,7 +54,9 @@ EOF
 # ---------------------------------------------------------------- options
 REPS=1 SHORT=0 OUTPUT="" RAW="" KEEP=0 QUIET_WAIT=0
 BINARY=$ROOT/build/proxy/portcullis
-SYSTEMS=$ALL_SYSTEMS METRICS=$ALL_METRICS
+SYSTEMS="" METRICS=$ALL_METRICS
+declare -A VARIANT_BIN=()
+VARIANTS=()
 PORT_BASE=${BENCH_PORT_BASE:-25000}
 READY_TIMEOUT=${BENCH_READY_TIMEOUT:-10}
 QUIET_BUSY=${BENCH_QUIET_BUSY:-25}
@@ -63,6 +67,12 @@ while (($#)); do
     -s|--short) SHORT=1; shift ;;
     -o|--output) OUTPUT=${2:?$1 needs a value}; shift 2 ;;
     --binary) BINARY=${2:?$1 needs a value}; shift 2 ;;
+    --variant)
+      v=${2:?$1 needs a value}
+      [[ $v =~ ^([A-Za-z0-9_-]+)=(.+)$ ]] || { echo "--variant needs NAME=PATH" >&2; exit 2; }
+      [[ ,$ALL_SYSTEMS, == *",${BASH_REMATCH[1]},"* ]] && { echo "--variant name '${BASH_REMATCH[1]}' is taken" >&2; exit 2; }
+      VARIANT_BIN[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}; VARIANTS+=("${BASH_REMATCH[1]}")
+      shift 2 ;;
     -p|--systems) SYSTEMS=${2:?$1 needs a value}; shift 2 ;;
     -m|--metrics) METRICS=${2:?$1 needs a value}; shift 2 ;;
     --raw) RAW=${2:?$1 needs a value}; shift 2 ;;
@@ -78,6 +88,8 @@ die() { echo "tcp_proxy_vs_haproxy.sh: $*" >&2; exit 1; }
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 isint() { [[ $1 =~ ^[0-9]+$ ]]; }
 
+for v in "${VARIANTS[@]}"; do ALL_SYSTEMS+=",$v"; done
+[[ -n $SYSTEMS ]] || SYSTEMS=$ALL_SYSTEMS
 IFS=, read -ra SYS_LIST <<<"$SYSTEMS"
 IFS=, read -ra MET_LIST <<<"$METRICS"
 ((${#SYS_LIST[@]})) || die "no systems selected"
@@ -109,12 +121,17 @@ if ((${#missing[@]})); then
   echo "install them with: scripts/install-deps.sh bench   (or: apt-get install haproxy iperf3 wrk iproute2 procps python3)" >&2
   exit 1
 fi
+abspath() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
 if has_sys portcullis; then
   [[ -x $BINARY ]] || die "portcullis binary '$BINARY' not found or not executable; build it
   (cmake -S $ROOT -B $ROOT/build -G Ninja -DCMAKE_BUILD_TYPE=Release && ninja -C $ROOT/build portcullis)
   or pass --binary PATH"
-  BINARY=$(cd "$(dirname "$BINARY")" && pwd)/$(basename "$BINARY")
+  BINARY=$(abspath "$BINARY")
 fi
+for v in "${VARIANTS[@]}"; do
+  [[ -x ${VARIANT_BIN[$v]} ]] || die "--variant $v: '${VARIANT_BIN[$v]}' not found or not executable"
+  VARIANT_BIN[$v]=$(abspath "${VARIANT_BIN[$v]}")
+done
 
 PROXY_PFX=() LOADGEN_PFX=()
 [[ -n ${BENCH_PROXY_CPUS:-} ]] && PROXY_PFX=(taskset -c "$BENCH_PROXY_CPUS")
@@ -253,7 +270,10 @@ EOF
         stop_pid "$PROXY_PID"; return 1
       fi
       ;;
-    portcullis)
+    *)
+      local bin=$BINARY
+      [[ $sys != portcullis ]] && bin=${VARIANT_BIN[$sys]:-}
+      [[ -n $bin ]] || die "start_proxy: unknown system $sys"
       cat >"$rdir/portcullis.yaml" <<EOF
 # proxy under test: plain TCP proxy, defaults otherwise (64 KiB per-connection buffers).
 # Admin and listener bind port 0; the harness reads the bound ports from the admin API.
@@ -284,7 +304,7 @@ static_resources:
             address:
               socket_address: { address: 127.0.0.1, port_value: $uport }
 EOF
-      "${PROXY_PFX[@]}" "$BINARY" --config-path "$rdir/portcullis.yaml" --concurrency 1 --log-level warning \
+      "${PROXY_PFX[@]}" "$bin" --config-path "$rdir/portcullis.yaml" --concurrency 1 --log-level warning \
         --admin-address-path "$rdir/admin.addr" >"$rdir/stdout.log" 2>&1 </dev/null &
       PROXY_PID=$!; track "$PROXY_PID"
       if ! PROXY_PORT=$(python3 "$LIB/tcpbench.py" admin-port "$rdir/admin.addr" bench "$READY_TIMEOUT" "$PROXY_PID" 2>"$rdir/ready.log"); then
@@ -292,7 +312,6 @@ EOF
         stop_pid "$PROXY_PID"; return 1
       fi
       ;;
-    *) die "start_proxy: unknown system $sys" ;;
   esac
 }
 stop_proxy() { stop_pid "$PROXY_PID"; PROXY_PID=""; }
@@ -400,6 +419,9 @@ m_latency() {
   if has_sys portcullis; then
     echo "portcullis=$("$BINARY" version 2>/dev/null | head -1) ($BINARY)"
   fi
+  for v in "${VARIANTS[@]}"; do
+    has_sys "$v" && echo "$v=$("${VARIANT_BIN[$v]}" version 2>/dev/null | head -1) (${VARIANT_BIN[$v]}, a portcullis variant)"
+  done
   echo "haproxy=$(haproxy -v | head -1)"
   has_metric bulk && echo "iperf3=$(iperf3 --version | head -1)"
   has_metric latency && echo "wrk=$(wrk -v 2>&1 | head -1)"

@@ -162,7 +162,7 @@ def cmd_host_busy(secs):
 
 # ---------------------------------------------------------------------- report
 # (key, label, format[, flags]); key "a|b" renders "a / b"; key None starts a section.
-# flags: "nospread" (no ± column), "ratio" (fill the portcullis/haproxy column).
+# flags: "nospread" (no ± column), "ratio" (fill the "X ÷ haproxy" columns: ratio of medians).
 ROWS = [
     (None, "bulk: iperf3 -t {bulk_t}s, client -> proxy -> iperf3 -s", None),
     ("bulk1_gbps", "1 stream: Gbit/s", "{:.2f}", "ratio"),
@@ -185,7 +185,6 @@ ROWS = [
     (None, "checks (once per system)", None),
     ("chk_http", "GET / through the proxy", "{}"),
 ]
-RATIO_COL = "portcullis ÷ haproxy"
 
 
 def load(path):
@@ -269,8 +268,8 @@ def cmd_report(args):
         systems = [s for s in args[args.index("--systems") + 1].split(",") if s]
     systems = systems or order
     add_derived(data, systems)
-    with_ratio = "haproxy" in systems and "portcullis" in systems
-    header = ["metric"] + systems + ([RATIO_COL] if with_ratio else [])
+    ratio_of = [s for s in systems if s not in ("direct", "haproxy")] if "haproxy" in systems else []
+    header = ["metric"] + systems + [f"{s} ÷ haproxy" for s in ratio_of]
     rows = []
     for key, label, fmt, *flags in ROWS:
         if key is None:
@@ -283,10 +282,10 @@ def cmd_report(args):
         cells = [cell(data, s, key, fmt, "nospread" not in flags) for s in systems]
         if all(c == "-" for c in cells):
             continue
-        if with_ratio:
+        for s in ratio_of:
             r = "-"
             if "ratio" in flags:
-                a, b = median_of(data, "portcullis", key), median_of(data, "haproxy", key)
+                a, b = median_of(data, s, key), median_of(data, "haproxy", key)
                 if a is not None and b:
                     r = f"{a / b:.2f}"
             cells.append(r)

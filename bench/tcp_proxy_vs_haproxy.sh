@@ -23,6 +23,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 LIB=$HERE/lib
 ALL_SYSTEMS="direct,haproxy,portcullis"
+EXTRA_SYSTEMS="haproxy-splice" # selectable with -p, not in the default set
 ALL_METRICS="bulk,latency"
 
 usage() {
@@ -33,7 +34,9 @@ usage: $(basename "$0") [options]
   -s, --short         short mode: bulk 2 s, wrk 3 s, warm-up 1 s (about 1 min per rep)
   -o, --output FILE   also write the table (markdown) and the run metadata to FILE
       --binary PATH   portcullis binary (default: build/proxy/portcullis under the repo root)
-  -p, --systems LIST  from $ALL_SYSTEMS and the --variant names (default: all)
+  -p, --systems LIST  from $ALL_SYSTEMS,$EXTRA_SYSTEMS and the --variant names
+                      (default: $ALL_SYSTEMS and the variants). haproxy-splice is haproxy with
+                      option splice-request/splice-response (zero-copy splice(2) forwarding)
       --variant NAME=PATH  also measure another portcullis build as system NAME, e.g. to A/B a
                       change to proxy/ (repeatable; NAME: letters, digits, '-', '_')
   -m, --metrics LIST  from $ALL_METRICS (default: all)
@@ -70,7 +73,7 @@ while (($#)); do
     --variant)
       v=${2:?$1 needs a value}
       [[ $v =~ ^([A-Za-z0-9_-]+)=(.+)$ ]] || { echo "--variant needs NAME=PATH" >&2; exit 2; }
-      [[ ,$ALL_SYSTEMS, == *",${BASH_REMATCH[1]},"* ]] && { echo "--variant name '${BASH_REMATCH[1]}' is taken" >&2; exit 2; }
+      [[ ,$ALL_SYSTEMS,$EXTRA_SYSTEMS, == *",${BASH_REMATCH[1]},"* ]] && { echo "--variant name '${BASH_REMATCH[1]}' is taken" >&2; exit 2; }
       VARIANT_BIN[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}; VARIANTS+=("${BASH_REMATCH[1]}")
       shift 2 ;;
     -p|--systems) SYSTEMS=${2:?$1 needs a value}; shift 2 ;;
@@ -90,6 +93,7 @@ isint() { [[ $1 =~ ^[0-9]+$ ]]; }
 
 for v in "${VARIANTS[@]}"; do ALL_SYSTEMS+=",$v"; done
 [[ -n $SYSTEMS ]] || SYSTEMS=$ALL_SYSTEMS
+ALL_SYSTEMS+=",$EXTRA_SYSTEMS"
 IFS=, read -ra SYS_LIST <<<"$SYSTEMS"
 IFS=, read -ra MET_LIST <<<"$METRICS"
 ((${#SYS_LIST[@]})) || die "no systems selected"
@@ -244,15 +248,18 @@ start_proxy() {
   local sys=$1 uport=$2 tag=$3 rdir=$WORK/run/$3
   mkdir -p "$rdir"
   case $sys in
-    haproxy)
+    haproxy|haproxy-splice)
       alloc_port; PROXY_PORT=$PORT
+      local splice=""
+      [[ $sys == haproxy-splice ]] && splice=$'\n    option splice-request\n    option splice-response'
       cat >"$rdir/haproxy.cfg" <<EOF
-# proxy under test: plain TCP, one thread, Debian defaults otherwise (bufsize 16 KiB, no splice)
+# proxy under test: plain TCP, one thread, Debian defaults otherwise (bufsize 16 KiB, no splice
+# unless haproxy-splice)
 global
     nbthread 1
     maxconn 4000
 defaults
-    mode tcp
+    mode tcp$splice
     timeout connect 5s
     timeout client 1h
     timeout server 1h

@@ -13,3 +13,8 @@
 #define PORTCULLIS_DECLARE_GAUGE(name) ::portcullis::Gauge& name;
 #define PORTCULLIS_MAKE_COUNTER(name) store.counter(scope, #name),
 #define PORTCULLIS_MAKE_GAUGE(name) store.gauge(scope, #name),
+
+// Variants that put a fixed leaf prefix (a local `prefix` string, e.g. "ssl.") before each name,
+// for Envoy stats such as `listener.<addr>.ssl.handshake`.
+#define PORTCULLIS_MAKE_PREFIXED_COUNTER(name) store.counter(scope, prefix + #name),
+#define PORTCULLIS_MAKE_PREFIXED_GAUGE(name) store.gauge(scope, prefix + #name),

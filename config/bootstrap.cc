@@ -13,6 +13,8 @@ std::string canonical_yaml(const Node& node) {
   return out.c_str();
 }
 
+}  // namespace
+
 TypedExtension parse_typed_extension(const Node& node, ErrorList& errors) {
   MapReader r(node, errors);
   TypedExtension ext{"", "", node, node};
@@ -36,14 +38,16 @@ TypedExtension parse_typed_extension(const Node& node, ErrorList& errors) {
   return ext;
 }
 
+namespace {
+
 void parse_filter_chains(MapReader& r, ListenerConfig& l, ErrorList& errors) {
   for (const Node& fc : r.list("filter_chains", true)) {
     MapReader fr(fc, errors);
-    FilterChainConfig chain{{}, fc};
+    FilterChainConfig chain;
+    chain.node = fc;
     for (const Node& f : fr.list("filters", true)) chain.filters.push_back(parse_typed_extension(f, errors));
-    if (auto ts = fr.get("transport_socket")) {
-      errors.add(ts->location(), ts->path(), "transport sockets are not supported yet");
-    }
+    if (auto ts = fr.get("transport_socket")) chain.transport_socket = parse_typed_extension(*ts, errors);
+    fr.duration("transport_socket_connect_timeout", &chain.transport_socket_connect_timeout);
     if (auto m = fr.get("filter_chain_match")) {
       errors.add(m->location(), m->path(), "filter_chain_match is not supported yet");
     }
@@ -130,6 +134,7 @@ ClusterConfig parse_cluster(const Node& node, ErrorList& errors) {
     errors.add(n->location(), n->path(), "only lb_policy ROUND_ROBIN is supported, got '" + lb + "'");
   }
   r.uint32("per_connection_buffer_limit_bytes", 1024, 16 * 1024 * 1024, &c.per_connection_buffer_limit_bytes);
+  if (auto ts = r.get("transport_socket")) c.transport_socket = parse_typed_extension(*ts, errors);
   parse_endpoints(r, c, errors);
   return c;
 }

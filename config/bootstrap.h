@@ -29,8 +29,13 @@ struct TypedExtension {
   Node node;          // the entry itself
 };
 
+inline constexpr std::chrono::seconds kDefaultTransportSocketConnectTimeout{10};
+
 struct FilterChainConfig {
   std::vector<TypedExtension> filters;
+  std::optional<TypedExtension> transport_socket;  // interpreted by mtls/
+  // How long the transport (TLS) handshake may take; Envoy's field, our default 10 s.
+  std::chrono::nanoseconds transport_socket_connect_timeout = kDefaultTransportSocketConnectTimeout;
   Node node;
 };
 
@@ -50,6 +55,7 @@ struct ClusterConfig {
   std::chrono::nanoseconds connect_timeout = kDefaultConnectTimeout;
   std::vector<SocketAddress> endpoints;
   uint32_t per_connection_buffer_limit_bytes = kDefaultBufferLimitBytes;
+  std::optional<TypedExtension> transport_socket;  // interpreted by mtls/
   std::string canonical;
 };
 
@@ -82,6 +88,9 @@ struct Bootstrap {
 
   const ClusterConfig* find_cluster(std::string_view name) const;
 };
+
+// parse_typed_extension reads a `{name, typed_config: {'@type': ...}}` entry.
+TypedExtension parse_typed_extension(const Node& node, ErrorList& errors);
 
 // parse_bootstrap checks the whole document and reports every problem into `errors`; the result
 // is only meaningful when `errors` stayed empty.

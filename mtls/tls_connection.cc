@@ -102,9 +102,16 @@ void TlsConnection::close_notify() {
   drain_ssl_errors();
 }
 
-void TlsConnection::set_session(SSL_SESSION* session) { SSL_set_session(ssl_.get(), session); }
+void TlsConnection::use_session_cache(ClientSessionCache* cache) {
+  session_cache_ = cache;
+  if (SSL_SESSION* session = cache->get(context_)) SSL_set_session(ssl_.get(), session);
+}
 
-bssl::UniquePtr<SSL_SESSION> TlsConnection::take_session() const { return bssl::UniquePtr<SSL_SESSION>(SSL_get1_session(ssl_.get())); }
+bool TlsConnection::store_session(SSL_SESSION* session) {
+  if (session_cache_ == nullptr) return false;
+  session_cache_->put(context_, bssl::UniquePtr<SSL_SESSION>(session));
+  return true;
+}
 
 bool TlsConnection::session_reused() const { return SSL_session_reused(ssl_.get()) == 1; }
 

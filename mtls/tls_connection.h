@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "mtls/client_session_cache.h"
 #include "mtls/peer_identity.h"
 #include "mtls/tls_context.h"
 #include "mtls/x509_svid_verifier.h"
@@ -39,10 +40,12 @@ class TlsConnection {
   Io write(const uint8_t* buf, size_t len, size_t* out_n);
   // close_notify sends our close_notify (our half-close); reading may go on afterwards.
   void close_notify();
-  // set_session offers a cached session for resumption (client side).
-  void set_session(SSL_SESSION* session);
-  bssl::UniquePtr<SSL_SESSION> take_session() const;
+  // use_session_cache makes a client offer the cached session and store the tickets the server
+  // sends. The cache must outlive the connection (both live on one worker).
+  void use_session_cache(ClientSessionCache* cache);
   bool session_reused() const;
+  // store_session is called by the context's new-session callback; true if it took the session.
+  bool store_session(SSL_SESSION* session);
 
   const TlsContext& context() const { return *context_; }
   // peer is set once a presented certificate verified; verify_error when it did not.
@@ -62,6 +65,7 @@ class TlsConnection {
 
   std::shared_ptr<const TlsContext> context_;
   bssl::UniquePtr<SSL> ssl_;
+  ClientSessionCache* session_cache_ = nullptr;
   std::optional<PeerIdentity> peer_;
   std::optional<SvidVerifyError> verify_error_;
   std::string error_;

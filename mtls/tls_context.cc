@@ -80,6 +80,12 @@ enum ssl_verify_result_t custom_verify(SSL* ssl, uint8_t* out_alert) {
   return ssl_verify_ok;
 }
 
+// TLS 1.3 tickets arrive after the handshake; hand each to the connection's session cache.
+int on_new_session(SSL* ssl, SSL_SESSION* session) {
+  auto* conn = static_cast<TlsConnection*>(SSL_get_ex_data(ssl, TlsContext::connection_ex_index()));
+  return conn != nullptr && conn->store_session(session) ? 1 : 0;
+}
+
 std::vector<std::string> sans_of_type(X509* cert, int type) {
   std::vector<std::string> out;
   bssl::UniquePtr<GENERAL_NAMES> names(
@@ -213,7 +219,10 @@ Status TlsContext::configure_ctx() {
   } else {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   }
-  if (!config_.server) SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+  if (!config_.server) {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+    SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+  }
   return {};
 }
 

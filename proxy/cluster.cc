@@ -9,11 +9,13 @@ ClusterStats ClusterStats::create(StatsStore& store, const std::string& cluster_
   return ClusterStats{PORTCULLIS_CLUSTER_STATS(PORTCULLIS_MAKE_COUNTER, PORTCULLIS_MAKE_GAUGE)};
 }
 
-Cluster::Cluster(const config::ClusterConfig& config, StatsStore& store)
+Cluster::Cluster(const config::ClusterConfig& config, StatsStore& store, std::shared_ptr<const mtls::TlsContext> tls)
     : name_(config.name),
       connect_timeout_(config.connect_timeout),
       buffer_limit_bytes_(config.per_connection_buffer_limit_bytes),
-      stats_(ClusterStats::create(store, config.name)) {
+      stats_(ClusterStats::create(store, config.name)),
+      tls_(std::move(tls)) {
+  if (tls_) ssl_stats_.emplace(SslStats::create(store, StatScope{"cluster", "envoy_cluster_name", config.name}));
   for (const auto& ep : config.endpoints) {
     // Config validation already checked these are numeric addresses.
     endpoints_.emplace_back(asio::ip::make_address(ep.address), static_cast<uint16_t>(ep.port_value));

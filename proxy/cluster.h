@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,8 @@
 #include "common/stats.h"
 #include "common/stats_macros.h"
 #include "config/bootstrap.h"
+#include "mtls/tls_context.h"
+#include "proxy/ssl_stats.h"
 
 namespace portcullis::proxy {
 
@@ -37,7 +40,8 @@ struct ClusterStats {
 // pick endpoints without a lock.
 class Cluster {
  public:
-  Cluster(const config::ClusterConfig& config, StatsStore& store);
+  // tls is the upstream TLS context (null: plaintext); its handshake shares connect_timeout.
+  Cluster(const config::ClusterConfig& config, StatsStore& store, std::shared_ptr<const mtls::TlsContext> tls);
 
   const std::string& name() const { return name_; }
   std::chrono::nanoseconds connect_timeout() const { return connect_timeout_; }
@@ -47,6 +51,8 @@ class Cluster {
   // next_endpoint returns endpoints in round-robin order. Requires !empty().
   const asio::ip::tcp::endpoint& next_endpoint() const;
   const ClusterStats& stats() const { return stats_; }
+  const std::shared_ptr<const mtls::TlsContext>& tls() const { return tls_; }
+  const SslStats& ssl_stats() const { return *ssl_stats_; }
 
  private:
   std::string name_;
@@ -54,6 +60,8 @@ class Cluster {
   uint32_t buffer_limit_bytes_;
   std::vector<asio::ip::tcp::endpoint> endpoints_;
   ClusterStats stats_;
+  std::shared_ptr<const mtls::TlsContext> tls_;
+  std::optional<SslStats> ssl_stats_;
   mutable std::atomic<uint64_t> cursor_{0};
 };
 

@@ -14,7 +14,9 @@
 #include "config/bootstrap.h"
 #include "filters/network/filter_chain.h"
 #include "proxy/cluster.h"
+#include "mtls/tls_context.h"
 #include "proxy/server_stats.h"
+#include "proxy/ssl_stats.h"
 
 namespace portcullis::proxy {
 
@@ -47,6 +49,9 @@ struct ListenerRuntime {
   uint64_t global_connection_limit;
   ListenerStats stats;
   ServerStats server_stats;
+  std::shared_ptr<const mtls::TlsContext> tls;  // null: plaintext listener
+  std::chrono::nanoseconds handshake_timeout;
+  std::optional<SslStats> ssl_stats;            // set when tls is
 };
 
 // ListenSockets are the bound SO_REUSEPORT sockets of one listener, one per worker, all on the

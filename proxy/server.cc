@@ -55,13 +55,20 @@ void Server::run() {
 
 std::map<std::string, std::shared_ptr<const Cluster>> Server::build_clusters(const ServerConfig& config) {
   std::map<std::string, std::shared_ptr<const Cluster>> out;
-  for (const auto& c : config.bootstrap.clusters) out[c.name] = std::make_shared<const Cluster>(c, stats_);
+  for (const auto& c : config.bootstrap.clusters) {
+    auto tls = config.cluster_tls.find(c.name);
+    out[c.name] = std::make_shared<const Cluster>(c, stats_, tls == config.cluster_tls.end() ? nullptr : tls->second);
+  }
   return out;
 }
 
 std::shared_ptr<const ListenerRuntime> Server::make_runtime(
-    const config::ListenerConfig& l, const filters::NetworkFilterChain& chain, const asio::ip::tcp::endpoint& local,
-    const std::map<std::string, std::shared_ptr<const Cluster>>& clusters, const config::RuntimeLimits& limits) {
+    const ServerConfig& config, size_t index, const asio::ip::tcp::endpoint& local,
+    const std::map<std::string, std::shared_ptr<const Cluster>>& clusters) {
+  const config::ListenerConfig& l = config.bootstrap.listeners[index];
+  const filters::NetworkFilterChain& chain = config.chains[index];
+  const auto& limits = config.bootstrap.limits;
+  std::string tag = listener_stat_tag(l, local);
   auto rt = std::make_shared<ListenerRuntime>(ListenerRuntime{
       l.name,
       local.address().to_string() + ":" + std::to_string(local.port()),
@@ -70,9 +77,13 @@ std::shared_ptr<const ListenerRuntime> Server::make_runtime(
       l.per_connection_buffer_limit_bytes,
       limits.connection_limit_for(l.name),
       limits.global_max_connections,
-      ListenerStats::create(stats_, listener_stat_tag(l, local)),
+      ListenerStats::create(stats_, tag),
       server_stats_,
+      config.listener_tls[index],
+      l.filter_chains.front().transport_socket_connect_timeout,
+      std::nullopt,
   });
+  if (rt->tls) rt->ssl_stats.emplace(SslStats::create(stats_, StatScope{"listener", "envoy_listener_address", tag}));
   return rt;
 }
 
@@ -101,14 +112,14 @@ Status Server::apply(std::shared_ptr<const ServerConfig> config) {
     auto old = listeners_.find(l.name);
     if (auto fresh = bound.find(l.name); fresh != bound.end()) {
       if (old != listeners_.end()) post_remove_listener(l.name);  // moved to a new address
-      auto rt = make_runtime(l, config->chains[i], fresh->second.local, clusters, b.limits);
+      auto rt = make_runtime(*config, i, fresh->second.local, clusters);
       spdlog::info("listener '{}' listening on {}", l.name, rt->local_address);
       next[l.name] = ActiveListener{l, fresh->second.local, rt};
       post_add_listener(l.name, fresh->second.release(), rt);
       listener_manager_stats_.listener_added.inc();
     } else {
       // Same address: keep the sockets (and so every live connection), publish the new config.
-      auto rt = make_runtime(l, config->chains[i], old->second.local, clusters, b.limits);
+      auto rt = make_runtime(*config, i, old->second.local, clusters);
       if (old->second.config.canonical != l.canonical) listener_manager_stats_.listener_in_place_updated.inc();
       next[l.name] = ActiveListener{l, old->second.local, rt};
       post_update_listener(l.name, rt);

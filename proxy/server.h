@@ -68,11 +68,9 @@ class Server {
 
   Status apply(std::shared_ptr<const ServerConfig> config);
   std::map<std::string, std::shared_ptr<const Cluster>> build_clusters(const ServerConfig& config);
-  std::shared_ptr<const ListenerRuntime> make_runtime(const config::ListenerConfig& l,
-                                                      const filters::NetworkFilterChain& chain,
+  std::shared_ptr<const ListenerRuntime> make_runtime(const ServerConfig& config, size_t index,
                                                       const asio::ip::tcp::endpoint& local,
-                                                      const std::map<std::string, std::shared_ptr<const Cluster>>& clusters,
-                                                      const config::RuntimeLimits& limits);
+                                                      const std::map<std::string, std::shared_ptr<const Cluster>>& clusters);
   void post_add_listener(const std::string& name, std::vector<int> fds, std::shared_ptr<const ListenerRuntime> rt);
   void post_update_listener(const std::string& name, std::shared_ptr<const ListenerRuntime> rt);
   void post_remove_listener(const std::string& name);

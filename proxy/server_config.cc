@@ -1,8 +1,25 @@
 #include "proxy/server_config.h"
 
 #include "config/yaml_file.h"
+#include "mtls/tls_config.h"
 
 namespace portcullis::proxy {
+namespace {
+
+// build_tls validates a transport_socket and loads its certificates and bundles.
+std::shared_ptr<const mtls::TlsContext> build_tls(const config::TypedExtension& ext, bool downstream,
+                                                  config::ErrorList& errors) {
+  auto tls_config = mtls::parse_tls_transport_socket(ext, downstream, errors);
+  if (!tls_config) return nullptr;
+  auto ctx = mtls::TlsContext::create(*tls_config);
+  if (!ctx.ok()) {
+    errors.add(ext.node.location(), ext.node.path(), ctx.error().message);
+    return nullptr;
+  }
+  return ctx.value();
+}
+
+}  // namespace
 
 std::shared_ptr<const ServerConfig> load_server_config(const std::string& path, size_t max_bytes,
                                                        const ConfigOverrides& overrides, StatsStore& stats,
@@ -19,7 +36,14 @@ std::shared_ptr<const ServerConfig> build_server_config(const config::Node& root
   if (!overrides.service_node.empty()) out->bootstrap.node_id = overrides.service_node;
   if (!overrides.service_cluster.empty()) out->bootstrap.node_cluster = overrides.service_cluster;
   filters::FilterBuildContext ctx{stats, out->bootstrap, errors};
+  for (const auto& cluster : out->bootstrap.clusters) {
+    if (cluster.transport_socket) {
+      if (auto tls = build_tls(*cluster.transport_socket, false, errors)) out->cluster_tls[cluster.name] = tls;
+    }
+  }
   for (const auto& listener : out->bootstrap.listeners) {
+    const auto& ts = listener.filter_chains.empty() ? std::nullopt : listener.filter_chains.front().transport_socket;
+    out->listener_tls.push_back(ts ? build_tls(*ts, true, errors) : nullptr);
     if (listener.filter_chains.empty()) {
       out->chains.emplace_back();
       continue;

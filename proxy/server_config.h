@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -8,6 +9,7 @@
 #include "config/bootstrap.h"
 #include "config/errors.h"
 #include "filters/network/filter_chain.h"
+#include "mtls/tls_context.h"
 
 namespace portcullis::proxy {
 
@@ -16,6 +18,10 @@ namespace portcullis::proxy {
 struct ServerConfig {
   config::Bootstrap bootstrap;
   std::vector<filters::NetworkFilterChain> chains;  // parallel to bootstrap.listeners
+  // Downstream TLS per listener (parallel to bootstrap.listeners; null = plaintext) and upstream
+  // TLS per cluster name (absent = plaintext).
+  std::vector<std::shared_ptr<const mtls::TlsContext>> listener_tls;
+  std::map<std::string, std::shared_ptr<const mtls::TlsContext>, std::less<>> cluster_tls;
 };
 
 // ConfigOverrides are the command-line flags that replace config values (Envoy's

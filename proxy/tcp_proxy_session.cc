@@ -17,6 +17,8 @@ constexpr int kMaxChunksPerEvent = 16;
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
+using Io = mtls::TlsConnection::Io;
+
 }  // namespace
 
 void TcpProxySession::start(Worker& worker, std::shared_ptr<const ListenerRuntime> listener,
@@ -31,12 +33,11 @@ TcpProxySession::TcpProxySession(Worker& worker, std::shared_ptr<const ListenerR
       listener_(std::move(listener)),
       tcp_proxy_(*listener_->chain.tcp_proxy),
       cluster_(*listener_->cluster),
-      downstream_(std::move(downstream)),
-      upstream_(worker.io()),
+      downstream_{std::move(downstream), nullptr},
+      upstream_{asio::ip::tcp::socket(worker.io()), nullptr},
       timer_(worker.io()),
-      downstream_to_upstream_{&downstream_, &upstream_},
-      upstream_to_downstream_{&upstream_, &downstream_} {
-  upstream_to_downstream_.upstream_to_downstream = true;
+      downstream_to_upstream_{.from = &downstream_, .to = &upstream_},
+      upstream_to_downstream_{.from = &upstream_, .to = &downstream_, .upstream_to_downstream = true} {
   listener_->stats.downstream_cx_total.inc();
   listener_->stats.downstream_cx_active.inc();
   listener_->server_stats.total_connections.inc();
@@ -59,14 +60,69 @@ TcpProxySession::~TcpProxySession() {
 
 void TcpProxySession::begin() {
   asio::error_code ec;
-  downstream_.non_blocking(true, ec);
-  downstream_.set_option(asio::ip::tcp::no_delay(true), ec);
+  downstream_.socket.non_blocking(true, ec);
+  downstream_.socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  if (!listener_->tls) {
+    run_filters_and_connect();
+    return;
+  }
+  auto tls = mtls::TlsConnection::create(listener_->tls, downstream_.fd());
+  if (!tls.ok()) {
+    spdlog::error("listener {}: {}", listener_->name, tls.error().message);
+    listener_->ssl_stats->connection_error.inc();
+    close();
+    return;
+  }
+  downstream_.tls = std::move(tls.value());
+  state_ = State::kDownstreamHandshake;
+  arm_phase_timer(listener_->handshake_timeout);
+  drive_handshake(downstream_);
+}
+
+void TcpProxySession::drive_handshake(Side& side) {
+  if (state_ == State::kClosed) return;
+  Io io = side.tls->handshake();
+  if (io == Io::kDone) return on_handshake_done(side);
+  if (io == Io::kError || io == Io::kEof) return on_handshake_failed(side);
+  auto wait = io == Io::kWantRead ? asio::ip::tcp::socket::wait_read : asio::ip::tcp::socket::wait_write;
+  side.socket.async_wait(wait, [self = shared_from_this(), &side](const std::error_code& ec) {
+    if (!ec) self->drive_handshake(side);
+  });
+}
+
+void TcpProxySession::on_handshake_done(Side& side) {
+  if (&side == &downstream_) {
+    listener_->ssl_stats->handshake.inc();
+    run_filters_and_connect();
+    return;
+  }
+  cluster_.ssl_stats().handshake.inc();
+  if (side.tls->session_reused()) cluster_.ssl_stats().session_reused.inc();
+  start_proxying();
+}
+
+void TcpProxySession::on_handshake_failed(Side& side) {
+  const SslStats& ssl = &side == &downstream_ ? *listener_->ssl_stats : cluster_.ssl_stats();
+  if (const auto& verify = side.tls->verify_error()) {
+    ssl.count_rejection(verify->reason);
+  } else {
+    ssl.connection_error.inc();
+  }
+  spdlog::debug("{} {}: TLS handshake failed: {}", &side == &downstream_ ? "listener" : "cluster",
+                &side == &downstream_ ? listener_->name : cluster_.name(), side.tls->error());
+  if (&side == &upstream_) cluster_.stats().upstream_cx_connect_fail.inc();
+  close();
+}
+
+void TcpProxySession::run_filters_and_connect() {
+  asio::error_code ec;
   std::string remote, local;
-  auto rep = downstream_.remote_endpoint(ec);
+  auto rep = downstream_.socket.remote_endpoint(ec);
   if (!ec) remote = rep.address().to_string() + ":" + std::to_string(rep.port());
-  auto lep = downstream_.local_endpoint(ec);
+  auto lep = downstream_.socket.local_endpoint(ec);
   if (!ec) local = lep.address().to_string() + ":" + std::to_string(lep.port());
   filters::ConnectionInfo info{0, listener_->name, remote, local, ec ? uint16_t{0} : lep.port()};
+  if (downstream_.tls && downstream_.tls->peer()) info.peer = &*downstream_.tls->peer();
   if (listener_->chain.on_new_connection(info) == filters::FilterStatus::kClose) {
     listener_->stats.downstream_cx_filter_denied.inc();
     close();
@@ -78,6 +134,7 @@ void TcpProxySession::begin() {
     close();
     return;
   }
+  state_ = State::kConnecting;
   connect_next();
 }
 
@@ -87,31 +144,20 @@ void TcpProxySession::connect_next() {
   const asio::ip::tcp::endpoint& endpoint = cluster_.next_endpoint();
   cluster_.stats().upstream_cx_total.inc();
   asio::error_code ec;
-  if (upstream_.is_open()) upstream_.close(ec);
-  upstream_.open(endpoint.protocol(), ec);
+  if (upstream_.socket.is_open()) upstream_.socket.close(ec);
+  upstream_.socket.open(endpoint.protocol(), ec);
   if (ec) {
     spdlog::warn("cluster {}: cannot open socket: {}", cluster_.name(), ec.message());
     cluster_.stats().upstream_cx_connect_fail.inc();
     connect_failed();
     return;
   }
-  upstream_.set_option(asio::ip::tcp::no_delay(true), ec);
+  upstream_.socket.set_option(asio::ip::tcp::no_delay(true), ec);
   uint32_t attempt = connect_attempts_;
-  upstream_.async_connect(endpoint, [self = shared_from_this(), attempt](const std::error_code& e) {
+  upstream_.socket.async_connect(endpoint, [self = shared_from_this(), attempt](const std::error_code& e) {
     self->on_connected(attempt, e);
   });
-  timer_.expires_after(cluster_.connect_timeout());
-  timer_.async_wait([self = shared_from_this(), attempt](const std::error_code& e) {
-    self->on_connect_timer(attempt, e);
-  });
-}
-
-void TcpProxySession::on_connect_timer(uint32_t attempt, const std::error_code& ec) {
-  if (ec || state_ != State::kConnecting || attempt != connect_attempts_) return;
-  connect_timed_out_ = true;
-  cluster_.stats().upstream_cx_connect_timeout.inc();
-  asio::error_code ignored;
-  upstream_.close(ignored);  // completes the pending connect with operation_aborted
+  arm_phase_timer(cluster_.connect_timeout());
 }
 
 void TcpProxySession::on_connected(uint32_t attempt, const std::error_code& ec) {
@@ -124,8 +170,11 @@ void TcpProxySession::on_connected(uint32_t attempt, const std::error_code& ec) 
     connect_failed();
     return;
   }
-  timer_.cancel();
-  start_proxying();
+  upstream_connected_ = true;
+  cluster_.stats().upstream_cx_active.inc();
+  asio::error_code ignored;
+  upstream_.socket.non_blocking(true, ignored);
+  start_upstream();
 }
 
 void TcpProxySession::connect_failed() {
@@ -137,12 +186,28 @@ void TcpProxySession::connect_failed() {
   close();
 }
 
+void TcpProxySession::start_upstream() {
+  if (!cluster_.tls()) {
+    start_proxying();
+    return;
+  }
+  auto tls = mtls::TlsConnection::create(cluster_.tls(), upstream_.fd(), cluster_.tls()->config().sni);
+  if (!tls.ok()) {
+    spdlog::error("cluster {}: {}", cluster_.name(), tls.error().message);
+    cluster_.ssl_stats().connection_error.inc();
+    close();
+    return;
+  }
+  upstream_.tls = std::move(tls.value());
+  upstream_.tls->use_session_cache(&worker_.tls_sessions());
+  state_ = State::kUpstreamHandshake;
+  arm_phase_timer(cluster_.connect_timeout());
+  drive_handshake(upstream_);
+}
+
 void TcpProxySession::start_proxying() {
   state_ = State::kProxying;
-  upstream_connected_ = true;
-  cluster_.stats().upstream_cx_active.inc();
-  asio::error_code ec;
-  upstream_.non_blocking(true, ec);
+  ++timer_generation_;  // retire the handshake/connect timer
   last_activity_ = std::chrono::steady_clock::now();
   if (tcp_proxy_.idle_timeout().count() > 0) arm_idle_timer(tcp_proxy_.idle_timeout());
   pump(downstream_to_upstream_);
@@ -161,14 +226,7 @@ void TcpProxySession::pump(Direction& d) {
         if (!d.upstream_to_downstream) tcp_proxy_.stats().downstream_flow_control_resumed_reading_total.inc();
       }
     }
-    if (d.eof) {
-      // Everything `from` sent is written: pass its FIN on.
-      worker_.buffers().release(std::move(d.buffer));
-      ::shutdown(d.to->native_handle(), SHUT_WR);
-      d.done = true;
-      if (downstream_to_upstream_.done && upstream_to_downstream_.done) close();
-      return;
-    }
+    if (d.eof) return finish_direction(d);
     IoResult r = read_some(d);
     if (r == IoResult::kError) return close();
     if (r == IoResult::kBlocked) {
@@ -180,18 +238,32 @@ void TcpProxySession::pump(Direction& d) {
   worker_.post([self = shared_from_this(), &d] { self->pump(d); });
 }
 
+void TcpProxySession::finish_direction(Direction& d) {
+  // Everything `from` sent is written: pass its end on (close_notify, then FIN).
+  worker_.buffers().release(std::move(d.buffer));
+  if (d.to->tls) d.to->tls->close_notify();
+  ::shutdown(d.to->fd(), SHUT_WR);
+  d.done = true;
+  if (downstream_to_upstream_.done && upstream_to_downstream_.done) close();
+}
+
 TcpProxySession::IoResult TcpProxySession::read_some(Direction& d) {
   if (!d.buffer) {
     uint32_t size = d.upstream_to_downstream ? cluster_.buffer_limit_bytes() : listener_->buffer_limit_bytes;
     d.buffer = worker_.buffers().acquire(size);
   }
+  d.begin = d.end = 0;
+  IoResult r = d.from->tls ? read_tls(d) : read_plain(d);
+  if (r == IoResult::kProgress) last_activity_ = std::chrono::steady_clock::now();
+  return r;
+}
+
+TcpProxySession::IoResult TcpProxySession::read_plain(Direction& d) {
   for (;;) {
-    ssize_t n = ::recv(d.from->native_handle(), d.buffer.data.get(), d.buffer.size, 0);
+    ssize_t n = ::recv(d.from->fd(), d.buffer.data.get(), d.buffer.size, 0);
     if (n > 0) {
-      d.begin = 0;
       d.end = static_cast<uint32_t>(n);
       count_bytes(d, static_cast<size_t>(n), true);
-      last_activity_ = std::chrono::steady_clock::now();
       return IoResult::kProgress;
     }
     if (n == 0) {
@@ -199,22 +271,50 @@ TcpProxySession::IoResult TcpProxySession::read_some(Direction& d) {
       return IoResult::kProgress;
     }
     if (errno == EINTR) continue;
-    if (would_block(errno)) return IoResult::kBlocked;
-    return IoResult::kError;
+    return would_block(errno) ? IoResult::kBlocked : IoResult::kError;
   }
+}
+
+TcpProxySession::IoResult TcpProxySession::read_tls(Direction& d) {
+  // Fill the buffer with as many records as are ready, so the other side gets one large write.
+  while (d.end < d.buffer.size) {
+    size_t n = 0;
+    Io io = d.from->tls->read(d.buffer.data.get() + d.end, d.buffer.size - d.end, &n);
+    if (io == Io::kDone) {
+      d.end += static_cast<uint32_t>(n);
+      count_bytes(d, n, true);
+      continue;
+    }
+    if (io == Io::kEof) {
+      d.eof = true;
+      break;
+    }
+    if (io == Io::kError) return IoResult::kError;
+    d.read_wants_write = io == Io::kWantWrite;
+    break;
+  }
+  return d.end > 0 || d.eof ? IoResult::kProgress : IoResult::kBlocked;
 }
 
 TcpProxySession::IoResult TcpProxySession::flush(Direction& d) {
   while (d.begin < d.end) {
-    ssize_t n = ::send(d.to->native_handle(), d.buffer.data.get() + d.begin, d.end - d.begin, MSG_NOSIGNAL);
-    if (n > 0) {
-      d.begin += static_cast<uint32_t>(n);
-      count_bytes(d, static_cast<size_t>(n), false);
-      continue;
+    size_t n = 0;
+    if (d.to->tls) {
+      Io io = d.to->tls->write(d.buffer.data.get() + d.begin, d.end - d.begin, &n);
+      if (io == Io::kWantRead || io == Io::kWantWrite) {
+        d.write_wants_read = io == Io::kWantRead;
+        return IoResult::kBlocked;
+      }
+      if (io != Io::kDone) return IoResult::kError;
+    } else {
+      ssize_t sent = ::send(d.to->fd(), d.buffer.data.get() + d.begin, d.end - d.begin, MSG_NOSIGNAL);
+      if (sent < 0 && errno == EINTR) continue;
+      if (sent < 0 && would_block(errno)) return IoResult::kBlocked;
+      if (sent <= 0) return IoResult::kError;
+      n = static_cast<size_t>(sent);
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && would_block(errno)) return IoResult::kBlocked;
-    return IoResult::kError;
+    d.begin += static_cast<uint32_t>(n);
+    count_bytes(d, n, false);
   }
   d.begin = d.end = 0;
   return IoResult::kProgress;
@@ -231,7 +331,9 @@ void TcpProxySession::count_bytes(const Direction& d, size_t n, bool received) {
 }
 
 void TcpProxySession::wait_readable(Direction& d) {
-  d.from->async_wait(asio::ip::tcp::socket::wait_read, [self = shared_from_this(), &d](const std::error_code& ec) {
+  auto what = d.read_wants_write ? asio::ip::tcp::socket::wait_write : asio::ip::tcp::socket::wait_read;
+  d.read_wants_write = false;
+  d.from->socket.async_wait(what, [self = shared_from_this(), &d](const std::error_code& ec) {
     if (!ec) self->pump(d);
   });
 }
@@ -241,9 +343,42 @@ void TcpProxySession::wait_writable(Direction& d) {
     d.paused = true;
     if (!d.upstream_to_downstream) tcp_proxy_.stats().downstream_flow_control_paused_reading_total.inc();
   }
-  d.to->async_wait(asio::ip::tcp::socket::wait_write, [self = shared_from_this(), &d](const std::error_code& ec) {
+  auto what = d.write_wants_read ? asio::ip::tcp::socket::wait_read : asio::ip::tcp::socket::wait_write;
+  d.write_wants_read = false;
+  d.to->socket.async_wait(what, [self = shared_from_this(), &d](const std::error_code& ec) {
     if (!ec) self->pump(d);
   });
+}
+
+void TcpProxySession::arm_phase_timer(std::chrono::nanoseconds after) {
+  uint64_t generation = ++timer_generation_;
+  timer_.expires_after(after);
+  timer_.async_wait([self = shared_from_this(), generation](const std::error_code& ec) {
+    if (!ec && generation == self->timer_generation_) self->on_phase_timeout();
+  });
+}
+
+void TcpProxySession::on_phase_timeout() {
+  switch (state_) {
+    case State::kDownstreamHandshake:
+      listener_->ssl_stats->handshake_timeout.inc();
+      close();
+      return;
+    case State::kConnecting: {
+      connect_timed_out_ = true;
+      cluster_.stats().upstream_cx_connect_timeout.inc();
+      asio::error_code ignored;
+      upstream_.socket.close(ignored);  // completes the pending connect with operation_aborted
+      return;
+    }
+    case State::kUpstreamHandshake:
+      cluster_.ssl_stats().handshake_timeout.inc();
+      cluster_.stats().upstream_cx_connect_timeout.inc();
+      close();
+      return;
+    default:
+      return;
+  }
 }
 
 void TcpProxySession::arm_idle_timer(std::chrono::nanoseconds after) {
@@ -267,10 +402,11 @@ void TcpProxySession::on_idle_timer(const std::error_code& ec) {
 void TcpProxySession::close() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
+  ++timer_generation_;
   asio::error_code ignored;
   timer_.cancel();
-  downstream_.close(ignored);
-  upstream_.close(ignored);
+  downstream_.socket.close(ignored);
+  upstream_.socket.close(ignored);
 }
 
 }  // namespace portcullis::proxy

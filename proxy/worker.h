@@ -9,6 +9,7 @@
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 
+#include "mtls/client_session_cache.h"
 #include "proxy/buffer_pool.h"
 #include "proxy/live_connection.h"
 
@@ -32,6 +33,7 @@ class Worker {
   asio::io_context& io() { return io_; }
   BufferPool& buffers() { return buffers_; }
   LiveConnectionList& connections() { return connections_; }
+  mtls::ClientSessionCache& tls_sessions() { return tls_sessions_; }
 
   template <typename Fn>
   void post(Fn&& fn) {
@@ -44,6 +46,7 @@ class Worker {
   // hold the last reference to a connection that unlinks itself and returns its buffers.
   BufferPool buffers_;
   LiveConnectionList connections_;
+  mtls::ClientSessionCache tls_sessions_;
   asio::io_context io_{1};  // concurrency hint 1: one thread runs this loop, so skip locking
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
   std::thread thread_;

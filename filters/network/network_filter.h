@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "mtls/peer_identity.h"
+
 namespace portcullis::filters {
 
 // ConnectionInfo is what a network filter may look at when a connection starts. Views point into
@@ -13,6 +15,7 @@ struct ConnectionInfo {
   std::string_view remote_address;  // "ip:port"
   std::string_view local_address;
   uint16_t local_port = 0;
+  const mtls::PeerIdentity* peer = nullptr;  // the verified SPIFFE identity on mTLS listeners
 };
 
 enum class FilterStatus {

@@ -103,6 +103,24 @@ class AdminTest(IntegrationTestCase):
         # A second render (other values now) is just as valid.
         self.assertEqual(prometheus.validate(self.proxy.get("/stats/prometheus")[1]), [])
 
+    def test_stats_prometheus_with_many_listeners_clusters_and_odd_names_passes_validator(self):
+        # Families with several samples each, and names that need escaping in label values.
+        odd = 'we"ird\\name.with.dots'
+        cfg = harness.bootstrap(
+            [harness.tcp_proxy_listener("l1", "c1"), harness.tcp_proxy_listener("l2", odd, stat_prefix="tcp.pre-fix"),
+             harness.tcp_proxy_listener("l3", "c1", stat_prefix="tcp.pre-fix")],
+            [harness.static_cluster("c1", [self.upstream.port]), harness.static_cluster(odd, [self.upstream.port])])
+        proxy = self.start_proxy(cfg)
+        for name, (_, port) in proxy.listeners().items():
+            with harness.connect(port) as s:
+                harness.echo_roundtrip(s, name.encode())
+        status, body = proxy.get("/stats/prometheus")
+        self.assertEqual(status, 200)
+        self.assertEqual(prometheus.validate(body), [])
+        self.assertIn('envoy_cluster_upstream_cx_total{envoy_cluster_name="we\\"ird\\\\name.with.dots"} 1\n', body)
+        self.assertEqual(len(re.findall(r"(?m)^envoy_listener_downstream_cx_total\{", body)), 3)
+        self.assertEqual(len(re.findall(r"(?m)^# TYPE envoy_listener_downstream_cx_total ", body)), 1)
+
     def test_config_dump_is_bootstrap_config_dump(self):
         status, body = self.proxy.get("/config_dump")
         self.assertEqual(status, 200)

@@ -55,6 +55,12 @@ TlsConnection::Io TlsConnection::classify(int ret, const char* op) {
       drain_ssl_errors();
       return Io::kError;
     default: {
+      uint32_t first = ERR_peek_error();
+      if (ERR_GET_LIB(first) == ERR_LIB_SSL && ERR_GET_REASON(first) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE &&
+          !verify_error_) {
+        // Rejected by BoringSSL before our verify callback ran: record it as an SVID rejection too.
+        verify_error_ = SvidVerifyError{SvidRejection::kNoCertificate, "peer presented no certificate"};
+      }
       std::string detail = drain_ssl_errors();
       error_ = std::string(op) + ": " + (detail.empty() ? "TLS error " + std::to_string(err) : detail);
       return Io::kError;
@@ -127,6 +133,11 @@ std::string TlsConnection::alpn() const {
   unsigned len = 0;
   SSL_get0_alpn_selected(ssl_.get(), &data, &len);
   return std::string(reinterpret_cast<const char*>(data), len);
+}
+
+std::string TlsConnection::server_name() const {
+  const char* name = SSL_get_servername(ssl_.get(), TLSEXT_NAMETYPE_host_name);
+  return name ? name : "";
 }
 
 }  // namespace portcullis::mtls

@@ -55,6 +55,7 @@ class TlsConnection {
   std::string version() const;
   std::string cipher() const;
   std::string alpn() const;
+  std::string server_name() const;  // SNI the client sent (server side)
 
   // record_verification is called by the context's verify callback during the handshake.
   void record_verification(std::optional<PeerIdentity> peer, std::optional<SvidVerifyError> error);

@@ -122,7 +122,14 @@ void TcpProxySession::run_filters_and_connect() {
   auto lep = downstream_.socket.local_endpoint(ec);
   if (!ec) local = lep.address().to_string() + ":" + std::to_string(lep.port());
   filters::ConnectionInfo info{0, listener_->name, remote, local, ec ? uint16_t{0} : lep.port()};
-  if (downstream_.tls && downstream_.tls->peer()) info.peer = &*downstream_.tls->peer();
+  if (!ec) info.local_ip.parse(lep.address().to_string());
+  if (rep.port() != 0) info.remote_ip.parse(rep.address().to_string());
+  std::string sni;
+  if (downstream_.tls) {
+    if (downstream_.tls->peer()) info.peer = &*downstream_.tls->peer();
+    sni = downstream_.tls->server_name();
+    info.requested_server_name = sni;
+  }
   if (listener_->chain.on_new_connection(info) == filters::FilterStatus::kClose) {
     listener_->stats.downstream_cx_filter_denied.inc();
     close();

@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "filters/network/rbac/rbac_filter.h"
 #include "filters/network/tcp_proxy/tcp_proxy_factory.h"
 
 namespace portcullis::filters {
@@ -22,7 +23,12 @@ std::shared_ptr<const NetworkFilterConfig> build_tcp_proxy_filter(const config::
   return build_tcp_proxy(ext.typed_config, ctx);
 }
 
+std::shared_ptr<const NetworkFilterConfig> build_rbac_filter(const config::TypedExtension& ext, FilterBuildContext& ctx) {
+  return build_network_rbac(ext.typed_config, ctx);
+}
+
 constexpr std::array kFactories = {
+    NetworkFilterFactory{kNetworkRbacName, kNetworkRbacTypeUrl, false, &build_rbac_filter},
     NetworkFilterFactory{kTcpProxyName, kTcpProxyTypeUrl, true, &build_tcp_proxy_filter},
 };
 

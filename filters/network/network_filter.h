@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "filters/policy/rbac_input.h"
 #include "mtls/peer_identity.h"
 
 namespace portcullis::filters {
@@ -16,6 +17,9 @@ struct ConnectionInfo {
   std::string_view local_address;
   uint16_t local_port = 0;
   const mtls::PeerIdentity* peer = nullptr;  // the verified SPIFFE identity on mTLS listeners
+  IpAddress remote_ip;
+  IpAddress local_ip;
+  std::string_view requested_server_name;  // TLS SNI, empty without TLS
 };
 
 enum class FilterStatus {

@@ -1,0 +1,277 @@
+#include "filters/policy/rbac_engine.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace portcullis::filters {
+namespace {
+
+using config::ErrorList;
+using config::MapReader;
+using config::Node;
+
+class AnyMatcher : public RbacMatcher {
+ public:
+  bool matches(const RbacInput&) const override { return true; }
+};
+
+class SetMatcher : public RbacMatcher {
+ public:
+  SetMatcher(bool all, std::vector<std::unique_ptr<RbacMatcher>> children) : all_(all), children_(std::move(children)) {}
+  bool matches(const RbacInput& in) const override {
+    if (all_) return std::all_of(children_.begin(), children_.end(), [&](const auto& c) { return c->matches(in); });
+    return std::any_of(children_.begin(), children_.end(), [&](const auto& c) { return c->matches(in); });
+  }
+
+ private:
+  bool all_;
+  std::vector<std::unique_ptr<RbacMatcher>> children_;
+};
+
+class NotMatcher : public RbacMatcher {
+ public:
+  explicit NotMatcher(std::unique_ptr<RbacMatcher> child) : child_(std::move(child)) {}
+  bool matches(const RbacInput& in) const override { return !child_->matches(in); }
+
+ private:
+  std::unique_ptr<RbacMatcher> child_;
+};
+
+// CidrMatcher compares the first prefix_len bits of an address.
+class CidrMatcher : public RbacMatcher {
+ public:
+  enum class Field { kDirectRemote, kRemote, kDestination };
+  CidrMatcher(Field field, IpAddress prefix, uint32_t len) : field_(field), prefix_(prefix), len_(len) {}
+  bool matches(const RbacInput& in) const override {
+    const IpAddress& ip = field_ == Field::kDirectRemote ? in.direct_remote_ip
+                          : field_ == Field::kRemote     ? in.remote_ip
+                                                         : in.destination_ip;
+    if (ip.v6 != prefix_.v6) return false;
+    uint32_t full = len_ / 8, rest = len_ % 8;
+    if (std::memcmp(ip.bytes, prefix_.bytes, full) != 0) return false;
+    if (rest == 0) return true;
+    uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+    return (ip.bytes[full] & mask) == (prefix_.bytes[full] & mask);
+  }
+
+ private:
+  Field field_;
+  IpAddress prefix_;
+  uint32_t len_;
+};
+
+class PortMatcher : public RbacMatcher {
+ public:
+  PortMatcher(uint32_t start, uint32_t end) : start_(start), end_(end) {}  // [start, end)
+  bool matches(const RbacInput& in) const override { return in.destination_port >= start_ && in.destination_port < end_; }
+
+ private:
+  uint32_t start_, end_;
+};
+
+class AuthenticatedMatcher : public RbacMatcher {
+ public:
+  explicit AuthenticatedMatcher(std::optional<config::StringMatcher> name) : name_(std::move(name)) {}
+  bool matches(const RbacInput& in) const override {
+    if (!in.authenticated) return false;
+    return !name_ || name_->matches(in.peer_spiffe_id);
+  }
+
+ private:
+  std::optional<config::StringMatcher> name_;
+};
+
+class SniMatcher : public RbacMatcher {
+ public:
+  explicit SniMatcher(config::StringMatcher m) : m_(std::move(m)) {}
+  bool matches(const RbacInput& in) const override { return m_.matches(in.requested_server_name); }
+
+ private:
+  config::StringMatcher m_;
+};
+
+std::unique_ptr<RbacMatcher> parse_cidr(const Node& node, CidrMatcher::Field field, ErrorList& errors) {
+  MapReader r(node, errors);
+  std::string prefix;
+  uint32_t len = 0;
+  bool has_prefix = r.string("address_prefix", &prefix, true);
+  r.uint32("prefix_len", 0, 128, &len);
+  r.finish();
+  IpAddress ip;
+  if (!has_prefix) return nullptr;
+  if (!ip.parse(prefix)) {
+    errors.add(node.location(), node.path() + ".address_prefix", "'" + prefix + "' is not an IP address");
+    return nullptr;
+  }
+  if (len > (ip.v6 ? 128u : 32u)) {
+    errors.add(node.location(), node.path() + ".prefix_len", "prefix_len " + std::to_string(len) + " is too long");
+    return nullptr;
+  }
+  return std::make_unique<CidrMatcher>(field, ip, len);
+}
+
+std::unique_ptr<RbacMatcher> parse_any(const Node& node, ErrorList& errors) {
+  auto v = config::read_bool(node, errors);
+  if (v && !*v) errors.add(node.location(), node.path(), "any must be true");
+  return v && *v ? std::make_unique<AnyMatcher>() : nullptr;
+}
+
+std::unique_ptr<RbacMatcher> parse_permission(const Node& node, ErrorList& errors);
+std::unique_ptr<RbacMatcher> parse_principal(const Node& node, ErrorList& errors);
+
+template <typename ParseFn>
+std::unique_ptr<RbacMatcher> parse_set(const Node& node, const char* list_key, bool all, ParseFn parse,
+                                       ErrorList& errors) {
+  MapReader r(node, errors);
+  std::vector<std::unique_ptr<RbacMatcher>> children;
+  for (const Node& child : r.list(list_key, true)) {
+    if (auto m = parse(child, errors)) children.push_back(std::move(m));
+  }
+  return std::make_unique<SetMatcher>(all, std::move(children));
+}
+
+// one_of checks that exactly one of a oneof's fields is set and returns its key.
+std::optional<std::string> one_of(const Node& node, ErrorList& errors, const char* what) {
+  if (!node.is_map()) {
+    errors.add(node.location(), node.path(), "expected a map, got " + node.kind_name());
+    return std::nullopt;
+  }
+  if (node.yaml().size() != 1) {
+    errors.add(node.location(), node.path(), std::string("a ") + what + " sets exactly one rule");
+    return std::nullopt;
+  }
+  return node.yaml().begin()->first.Scalar();
+}
+
+std::unique_ptr<RbacMatcher> parse_permission(const Node& node, ErrorList& errors) {
+  auto key = one_of(node, errors, "permission");
+  if (!key) return nullptr;
+  MapReader r(node, errors);
+  Node v = *r.get(*key);
+  if (*key == "any") return parse_any(v, errors);
+  if (*key == "and_rules") return parse_set(v, "rules", true, parse_permission, errors);
+  if (*key == "or_rules") return parse_set(v, "rules", false, parse_permission, errors);
+  if (*key == "not_rule") {
+    auto child = parse_permission(v, errors);
+    return child ? std::make_unique<NotMatcher>(std::move(child)) : nullptr;
+  }
+  if (*key == "destination_port") {
+    auto port = config::read_uint(v, errors, 0, 65535);
+    return port ? std::make_unique<PortMatcher>(static_cast<uint32_t>(*port), static_cast<uint32_t>(*port) + 1) : nullptr;
+  }
+  if (*key == "destination_port_range") {
+    MapReader pr(v, errors);
+    uint32_t start = 0, end = 0;
+    pr.uint32("start", 0, 65536, &start);
+    pr.uint32("end", 0, 65536, &end);
+    pr.finish();
+    if (start > end) errors.add(v.location(), v.path(), "start must not exceed end");
+    return std::make_unique<PortMatcher>(start, end);
+  }
+  if (*key == "destination_ip") return parse_cidr(v, CidrMatcher::Field::kDestination, errors);
+  if (*key == "requested_server_name") {
+    auto m = config::parse_string_matcher(v, errors);
+    return m ? std::make_unique<SniMatcher>(std::move(*m)) : nullptr;
+  }
+  errors.add(v.location(), v.path(), "unsupported permission '" + *key + "'");
+  return nullptr;
+}
+
+std::unique_ptr<RbacMatcher> parse_principal(const Node& node, ErrorList& errors) {
+  auto key = one_of(node, errors, "principal");
+  if (!key) return nullptr;
+  MapReader r(node, errors);
+  Node v = *r.get(*key);
+  if (*key == "any") return parse_any(v, errors);
+  if (*key == "and_ids") return parse_set(v, "ids", true, parse_principal, errors);
+  if (*key == "or_ids") return parse_set(v, "ids", false, parse_principal, errors);
+  if (*key == "not_id") {
+    auto child = parse_principal(v, errors);
+    return child ? std::make_unique<NotMatcher>(std::move(child)) : nullptr;
+  }
+  if (*key == "authenticated") {
+    MapReader ar(v, errors);
+    std::optional<config::StringMatcher> name;
+    if (auto pn = ar.get("principal_name")) {
+      name = config::parse_string_matcher(*pn, errors);
+      if (!name) return nullptr;
+    }
+    ar.finish();
+    return std::make_unique<AuthenticatedMatcher>(std::move(name));
+  }
+  if (*key == "direct_remote_ip") return parse_cidr(v, CidrMatcher::Field::kDirectRemote, errors);
+  if (*key == "remote_ip" || *key == "source_ip") return parse_cidr(v, CidrMatcher::Field::kRemote, errors);
+  errors.add(v.location(), v.path(), "unsupported principal '" + *key + "'");
+  return nullptr;
+}
+
+}  // namespace
+
+bool IpAddress::parse(std::string_view text) {
+  std::string s(text);
+  *this = IpAddress{};
+  if (::inet_pton(AF_INET, s.c_str(), bytes) == 1) return true;
+  if (::inet_pton(AF_INET6, s.c_str(), bytes) == 1) {
+    v6 = true;
+    return true;
+  }
+  return false;
+}
+
+RbacDecision RbacEngine::evaluate(const RbacInput& input) const {
+  for (const Policy& p : policies_) {
+    bool permitted = std::any_of(p.permissions.begin(), p.permissions.end(), [&](const auto& m) { return m->matches(input); });
+    if (!permitted) continue;
+    bool principal = std::any_of(p.principals.begin(), p.principals.end(), [&](const auto& m) { return m->matches(input); });
+    if (!principal) continue;
+    return RbacDecision{action_ != RbacAction::kDeny, p.name};
+  }
+  return RbacDecision{action_ != RbacAction::kAllow, ""};
+}
+
+std::shared_ptr<const RbacEngine> parse_rbac(const Node& node, ErrorList& errors) {
+  size_t before = errors.size();
+  MapReader r(node, errors);
+  if (!r.valid()) return nullptr;
+  RbacAction action = RbacAction::kAllow;
+  std::string action_name = "ALLOW";
+  if (r.string("action", &action_name)) {
+    if (action_name == "DENY") action = RbacAction::kDeny;
+    else if (action_name == "LOG") action = RbacAction::kLog;
+    else if (action_name != "ALLOW") {
+      auto n = r.get("action");
+      errors.add(n->location(), n->path(), "action must be ALLOW, DENY or LOG, got '" + action_name + "'");
+    }
+  }
+  std::vector<RbacEngine::Policy> policies;
+  if (auto p = r.get("policies")) {
+    if (!p->is_map()) {
+      errors.add(p->location(), p->path(), "expected a map of policies, got " + p->kind_name());
+    } else {
+      for (const auto& kv : p->yaml()) {
+        Node policy_node = p->child(kv.first, kv.second);
+        RbacEngine::Policy policy;
+        policy.name = kv.first.Scalar();
+        MapReader pr(policy_node, errors);
+        for (const Node& perm : pr.list("permissions", true)) {
+          if (auto m = parse_permission(perm, errors)) policy.permissions.push_back(std::move(m));
+        }
+        for (const Node& prin : pr.list("principals", true)) {
+          if (auto m = parse_principal(prin, errors)) policy.principals.push_back(std::move(m));
+        }
+        if (auto c = pr.get("condition")) errors.add(c->location(), c->path(), "CEL conditions are not supported");
+        pr.finish();
+        policies.push_back(std::move(policy));
+      }
+    }
+  }
+  if (auto a = r.get("audit_logging_options")) errors.add(a->location(), a->path(), "not supported; portcullis audits every decision");
+  r.finish();
+  if (errors.size() != before) return nullptr;
+  std::sort(policies.begin(), policies.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return std::make_shared<const RbacEngine>(action, std::move(policies));
+}
+
+}  // namespace portcullis::filters

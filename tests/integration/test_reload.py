@@ -1,6 +1,7 @@
 """SIGHUP reloads the config file: a valid one replaces listeners and clusters without
 dropping connections on unchanged listeners; an invalid one is counted and ignored."""
 
+import json
 import signal
 import socket
 
@@ -64,6 +65,10 @@ class ReloadTest(IntegrationTestCase):
         self.assertEqual(stats["listener_manager.listener_added"], 2)
         self.assertEqual(stats["listener_manager.listener_in_place_updated"], 1)
         self.assertEqual(stats["listener_manager.total_listeners_active"], 2)
+        # The admin view follows the running config.
+        dump = json.loads(proxy.get("/config_dump")[1])["configs"][0]["bootstrap"]
+        self.assertEqual([l["name"] for l in dump["static_resources"]["listeners"]], ["main", "second"])
+        self.assertEqual([c["name"] for c in dump["static_resources"]["clusters"]], ["cluster_b"])
         self.assertServerHealthy(self.a, self.b)
 
     def test_sighup_bad_reload_counts_failure_and_keeps_old_config(self):

@@ -9,7 +9,6 @@ namespace {
 
 constexpr std::chrono::nanoseconds kMaxDuration = std::chrono::hours(24 * 365 * 10);
 
-bool scalar_is_null(const YAML::Node& n) { return !n.IsDefined() || n.IsNull(); }
 
 }  // namespace
 

@@ -130,7 +130,8 @@ void TcpProxySession::run_filters_and_connect() {
     sni = downstream_.tls->server_name();
     info.requested_server_name = sni;
   }
-  if (listener_->chain.on_new_connection(info) == filters::FilterStatus::kClose) {
+  filters::FilterVerdict verdict;
+  if (listener_->chain.on_new_connection(info, verdict) == filters::FilterStatus::kClose) {
     listener_->stats.downstream_cx_filter_denied.inc();
     close();
     return;

@@ -41,9 +41,9 @@ const NetworkFilterFactory* find_factory(std::string_view name) {
 
 }  // namespace
 
-FilterStatus NetworkFilterChain::on_new_connection(const ConnectionInfo& info) const {
+FilterStatus NetworkFilterChain::on_new_connection(const ConnectionInfo& info, FilterVerdict& verdict) const {
   for (const auto& f : filters) {
-    if (f->on_new_connection(info) == FilterStatus::kClose) return FilterStatus::kClose;
+    if (f->on_new_connection(info, verdict) == FilterStatus::kClose) return FilterStatus::kClose;
   }
   return FilterStatus::kContinue;
 }

@@ -19,7 +19,7 @@ struct NetworkFilterChain {
   std::shared_ptr<const TcpProxyConfig> tcp_proxy;                  // terminal
 
   // on_new_connection runs the non-terminal filters in order; the first kClose wins.
-  FilterStatus on_new_connection(const ConnectionInfo& info) const;
+  FilterStatus on_new_connection(const ConnectionInfo& info, FilterVerdict& verdict) const;
 };
 
 // FilterBuildContext is what a filter factory may use while building its config.

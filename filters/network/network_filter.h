@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "filters/policy/rbac_input.h"
@@ -22,6 +23,12 @@ struct ConnectionInfo {
   std::string_view requested_server_name;  // TLS SNI, empty without TLS
 };
 
+// FilterVerdict is what the filters that decided report for the audit log.
+struct FilterVerdict {
+  std::string policy;  // the policy that matched, if any
+  std::string reason;  // why the connection was allowed or denied
+};
+
 enum class FilterStatus {
   kContinue,  // the next filter (and finally the terminal one) sees the connection
   kClose,     // close the connection before a byte reaches upstream
@@ -34,7 +41,10 @@ class NetworkFilterConfig {
   virtual ~NetworkFilterConfig() = default;
   virtual std::string_view name() const = 0;
   // on_new_connection runs once per connection, on its worker, before any upstream traffic.
-  virtual FilterStatus on_new_connection(const ConnectionInfo& info) const { return FilterStatus::kContinue; }
+  // It may fill `verdict` with the policy and reason behind its decision.
+  virtual FilterStatus on_new_connection(const ConnectionInfo& info, FilterVerdict& verdict) const {
+    return FilterStatus::kContinue;
+  }
 };
 
 }  // namespace portcullis::filters

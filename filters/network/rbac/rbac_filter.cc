@@ -22,7 +22,7 @@ RbacInput rbac_input_for(const ConnectionInfo& info) {
   return in;
 }
 
-FilterStatus NetworkRbacFilter::on_new_connection(const ConnectionInfo& info) const {
+FilterStatus NetworkRbacFilter::on_new_connection(const ConnectionInfo& info, FilterVerdict& verdict) const {
   RbacInput input = rbac_input_for(info);
   if (shadow_) {
     RbacDecision d = shadow_->evaluate(input);
@@ -30,15 +30,19 @@ FilterStatus NetworkRbacFilter::on_new_connection(const ConnectionInfo& info) co
   }
   if (!rules_) return FilterStatus::kContinue;
   RbacDecision d = rules_->evaluate(input);
+  verdict.policy = d.matched_policy;
   if (rules_->action() == RbacAction::kLog) {
     (d.matched_policy.empty() ? stats_.allowed : stats_.logged).inc();
+    verdict.reason = d.matched_policy.empty() ? "rbac LOG: no policy matched" : "rbac LOG: policy matched";
     return FilterStatus::kContinue;
   }
   if (d.allowed) {
     stats_.allowed.inc();
+    verdict.reason = rules_->action() == RbacAction::kAllow ? "rbac ALLOW: policy matched" : "rbac DENY: no policy matched";
     return FilterStatus::kContinue;
   }
   stats_.denied.inc();
+  verdict.reason = rules_->action() == RbacAction::kAllow ? "rbac ALLOW: no policy matched" : "rbac DENY: policy matched";
   spdlog::debug("rbac: denied connection {} from {} ({}), policy '{}'", info.id, info.remote_address,
                 info.peer ? info.peer->spiffe_id : "unauthenticated", d.matched_policy);
   return FilterStatus::kClose;

@@ -37,7 +37,7 @@ class NetworkRbacFilter : public NetworkFilterConfig {
       : rules_(std::move(rules)), shadow_(std::move(shadow)), stats_(stats) {}
 
   std::string_view name() const override { return kNetworkRbacName; }
-  FilterStatus on_new_connection(const ConnectionInfo& info) const override;
+  FilterStatus on_new_connection(const ConnectionInfo& info, FilterVerdict& verdict) const override;
 
  private:
   std::shared_ptr<const RbacEngine> rules_;   // null: no enforcement

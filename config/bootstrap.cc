@@ -171,6 +171,29 @@ void parse_runtime(const Node& node, RuntimeLimits& limits, ErrorList& errors) {
   }
 }
 
+AuditConfig parse_audit(const Node& node, ErrorList& errors) {
+  AuditConfig out;
+  MapReader r(node, errors);
+  for (const Node& sink : r.list("sinks", true)) {
+    MapReader sr(sink, errors);
+    AuditConfig::Sink s;
+    auto file = sr.get("file");
+    auto out_sink = sr.get("stdout");
+    if (file) {
+      MapReader fr(*file, errors);
+      fr.string("path", &s.path, true);
+    }
+    if (out_sink) s.stdout_sink = true;
+    sr.finish();
+    if (sink.is_map() && (file.has_value() == out_sink.has_value())) {
+      errors.add(sink.location(), sink.path(), "a sink is exactly one of file: {path} or stdout: {}");
+    }
+    out.sinks.push_back(std::move(s));
+  }
+  r.uint32("queue_size", 16, 10'000'000, &out.queue_size);
+  return out;
+}
+
 void check_unique_names(const Bootstrap& b, ErrorList& errors, const Node& root) {
   std::set<std::string> seen;
   for (size_t i = 0; i < b.listeners.size(); ++i) {
@@ -240,6 +263,7 @@ Bootstrap parse_bootstrap(const Node& root, ErrorList& errors) {
     for (const Node& c : sr_reader.list("clusters")) b.clusters.push_back(parse_cluster(c, errors));
   }
   if (auto lr = r.get("layered_runtime")) parse_runtime(*lr, b.limits, errors);
+  if (auto a = r.get("audit")) b.audit = parse_audit(*a, errors);
   r.finish();
   check_unique_names(b, errors, root);
   return b;

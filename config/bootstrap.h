@@ -64,6 +64,16 @@ struct AdminConfig {
   uint32_t max_request_bytes = 64 * 1024;
 };
 
+// AuditConfig is our top-level `audit:` block: where access decisions are written.
+struct AuditConfig {
+  struct Sink {
+    bool stdout_sink = false;
+    std::string path;  // file sink
+  };
+  std::vector<Sink> sinks;
+  uint32_t queue_size = 65536;  // records buffered before new ones are dropped (and counted)
+};
+
 // Limits that Envoy reads from `layered_runtime` static layers, under Envoy's own key names:
 // `envoy.resource_limits.listener.<listener name>.connection_limit` and
 // `overload.global_downstream_max_connections`.
@@ -84,6 +94,7 @@ struct Bootstrap {
   std::vector<ListenerConfig> listeners;
   std::vector<ClusterConfig> clusters;
   RuntimeLimits limits;
+  std::optional<AuditConfig> audit;
   Node document;  // the whole file, for /config_dump
 
   const ClusterConfig* find_cluster(std::string_view name) const;

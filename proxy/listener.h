@@ -8,6 +8,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "common/audit.h"
 #include "common/result.h"
 #include "common/stats.h"
 #include "common/stats_macros.h"
@@ -52,6 +53,7 @@ struct ListenerRuntime {
   std::shared_ptr<const mtls::TlsContext> tls;  // null: plaintext listener
   std::chrono::nanoseconds handshake_timeout;
   std::optional<SslStats> ssl_stats;            // set when tls is
+  AuditLog* audit = nullptr;                    // null: no audit log configured; outlives the runtime
 };
 
 // ListenSockets are the bound SO_REUSEPORT sockets of one listener, one per worker, all on the

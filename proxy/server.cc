@@ -40,6 +40,7 @@ Server::Server(ServerOptions options, StatsStore& stats, std::shared_ptr<const S
 Server::~Server() { shutdown(); }
 
 Status Server::start() {
+  if (Status s = start_audit(); !s.ok()) return s;
   if (Status s = apply(config_); !s.ok()) return s;
   if (Status s = start_admin(); !s.ok()) return s;
   for (auto& slot : workers_) slot.worker->start();
@@ -82,6 +83,7 @@ std::shared_ptr<const ListenerRuntime> Server::make_runtime(
       config.listener_tls[index],
       l.filter_chains.front().transport_socket_connect_timeout,
       std::nullopt,
+      audit_.get(),
   });
   if (rt->tls) rt->ssl_stats.emplace(SslStats::create(stats_, StatScope{"listener", "envoy_listener_address", tag}));
   return rt;
@@ -207,6 +209,7 @@ void Server::watch_signals() {
     if (ec) return;
     if (signo == SIGUSR1) {
       if (Status s = reopen_log_file(); !s.ok()) spdlog::error("SIGUSR1: {}", s.error().message);
+      if (audit_) audit_->reopen();
       watch_signals();
       return;
     }
@@ -267,7 +270,22 @@ void Server::shutdown() {
     s->worker->post([s] { s->listeners.clear(); });
     s->worker->stop();
   }
+  if (audit_) audit_->flush();
   main_io_.stop();
+}
+
+Status Server::start_audit() {
+  const auto& config = config_->bootstrap.audit;
+  if (!config) return {};
+  std::vector<AuditSinkConfig> sinks;
+  for (const auto& s : config->sinks) {
+    sinks.push_back(s.stdout_sink ? AuditSinkConfig{AuditSinkConfig::Kind::kStdout, ""}
+                                  : AuditSinkConfig{AuditSinkConfig::Kind::kFile, s.path});
+  }
+  auto log = AuditLog::create(std::move(sinks), config->queue_size, stats_);
+  if (!log.ok()) return log.error();
+  audit_ = std::move(log.value());
+  return {};
 }
 
 Status Server::start_admin() {

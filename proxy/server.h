@@ -11,6 +11,7 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "common/audit.h"
 #include "common/result.h"
 #include "common/stats.h"
 #include "proxy/admin_server.h"
@@ -78,6 +79,7 @@ class Server {
   void watch_signals();
   void poll_drain();
   Status start_admin();
+  Status start_audit();
   void register_admin_routes();
   std::string server_info_json() const;
   std::string listeners_text(bool json) const;
@@ -93,6 +95,8 @@ class Server {
   asio::signal_set signals_{main_io_};
   asio::steady_timer drain_timer_{main_io_};
   std::unique_ptr<AdminServer> admin_;
+  // Declared before workers_: sessions on the workers write to it until the workers are gone.
+  std::unique_ptr<AuditLog> audit_;
   std::vector<WorkerSlot> workers_;
   std::map<std::string, ActiveListener> listeners_;
   std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();

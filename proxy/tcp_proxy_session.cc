@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cerrno>
 
 #include <spdlog/spdlog.h>
@@ -16,6 +17,8 @@ namespace {
 constexpr int kMaxChunksPerEvent = 16;
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+std::atomic<uint64_t> g_next_connection_id{1};
 
 using Io = mtls::TlsConnection::Io;
 
@@ -36,6 +39,7 @@ TcpProxySession::TcpProxySession(Worker& worker, std::shared_ptr<const ListenerR
       downstream_{std::move(downstream), nullptr},
       upstream_{asio::ip::tcp::socket(worker.io()), nullptr},
       timer_(worker.io()),
+      id_(g_next_connection_id.fetch_add(1, std::memory_order_relaxed)),
       downstream_to_upstream_{.from = &downstream_, .to = &upstream_},
       upstream_to_downstream_{.from = &upstream_, .to = &downstream_, .upstream_to_downstream = true} {
   listener_->stats.downstream_cx_total.inc();
@@ -103,10 +107,13 @@ void TcpProxySession::on_handshake_done(Side& side) {
 
 void TcpProxySession::on_handshake_failed(Side& side) {
   const SslStats& ssl = &side == &downstream_ ? *listener_->ssl_stats : cluster_.ssl_stats();
+  const char* decision = &side == &downstream_ ? "handshake_failed" : "upstream_handshake_failed";
   if (const auto& verify = side.tls->verify_error()) {
     ssl.count_rejection(verify->reason);
+    audit(decision, "", std::string(mtls::svid_rejection_name(verify->reason)) + ": " + verify->message);
   } else {
     ssl.connection_error.inc();
+    audit(decision, "", side.tls->error());
   }
   spdlog::debug("{} {}: TLS handshake failed: {}", &side == &downstream_ ? "listener" : "cluster",
                 &side == &downstream_ ? listener_->name : cluster_.name(), side.tls->error());
@@ -121,7 +128,7 @@ void TcpProxySession::run_filters_and_connect() {
   if (!ec) remote = rep.address().to_string() + ":" + std::to_string(rep.port());
   auto lep = downstream_.socket.local_endpoint(ec);
   if (!ec) local = lep.address().to_string() + ":" + std::to_string(lep.port());
-  filters::ConnectionInfo info{0, listener_->name, remote, local, ec ? uint16_t{0} : lep.port()};
+  filters::ConnectionInfo info{id_, listener_->name, remote, local, ec ? uint16_t{0} : lep.port()};
   if (!ec) info.local_ip.parse(lep.address().to_string());
   if (rep.port() != 0) info.remote_ip.parse(rep.address().to_string());
   std::string sni;
@@ -133,9 +140,11 @@ void TcpProxySession::run_filters_and_connect() {
   filters::FilterVerdict verdict;
   if (listener_->chain.on_new_connection(info, verdict) == filters::FilterStatus::kClose) {
     listener_->stats.downstream_cx_filter_denied.inc();
+    audit("deny", std::move(verdict.policy), std::move(verdict.reason));
     close();
     return;
   }
+  audit("allow", std::move(verdict.policy), verdict.reason.empty() ? "no policy on this listener" : std::move(verdict.reason));
   if (cluster_.empty()) {
     cluster_.stats().upstream_cx_none_healthy.inc();
     tcp_proxy_.stats().downstream_cx_no_route.inc();
@@ -358,6 +367,29 @@ void TcpProxySession::wait_writable(Direction& d) {
   });
 }
 
+std::string TcpProxySession::peer_address() const {
+  asio::error_code ec;
+  auto ep = downstream_.socket.remote_endpoint(ec);
+  if (ec) return "";
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+void TcpProxySession::audit(const char* decision, std::string policy, std::string reason) {
+  if (listener_->audit == nullptr) return;
+  AuditRecord r;
+  r.connection_id = id_;
+  r.listener = listener_->name;
+  r.peer_address = peer_address();
+  if (downstream_.tls && downstream_.tls->peer()) {
+    r.peer_spiffe_id = downstream_.tls->peer()->spiffe_id;
+    r.cert_serial = downstream_.tls->peer()->serial;
+  }
+  r.decision = decision;
+  r.policy = std::move(policy);
+  r.reason = std::move(reason);
+  listener_->audit->record(std::move(r));
+}
+
 void TcpProxySession::arm_phase_timer(std::chrono::nanoseconds after) {
   uint64_t generation = ++timer_generation_;
   timer_.expires_after(after);
@@ -370,6 +402,7 @@ void TcpProxySession::on_phase_timeout() {
   switch (state_) {
     case State::kDownstreamHandshake:
       listener_->ssl_stats->handshake_timeout.inc();
+      audit("handshake_failed", "", "handshake timeout");
       close();
       return;
     case State::kConnecting: {

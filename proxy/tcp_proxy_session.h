@@ -85,6 +85,9 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession>, pu
   void wait_writable(Direction& d);
   void count_bytes(const Direction& d, size_t n, bool received);
 
+  void audit(const char* decision, std::string policy, std::string reason);
+  std::string peer_address() const;
+
   void arm_phase_timer(std::chrono::nanoseconds after);
   void on_phase_timeout();
   void arm_idle_timer(std::chrono::nanoseconds after);
@@ -101,6 +104,7 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession>, pu
   Direction downstream_to_upstream_;
   Direction upstream_to_downstream_;
   State state_ = State::kConnecting;
+  uint64_t id_;
   uint32_t connect_attempts_ = 0;
   uint64_t timer_generation_ = 0;
   bool connect_timed_out_ = false;

@@ -3,8 +3,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <openssl/sha.h>
-
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -33,18 +31,6 @@ std::string rfc3339_micros(std::chrono::system_clock::time_point t) {
 AuditStats AuditStats::create(StatsStore& store) {
   StatScope scope{"audit", "", ""};
   return AuditStats{PORTCULLIS_AUDIT_STATS(PORTCULLIS_MAKE_COUNTER, PORTCULLIS_MAKE_GAUGE)};
-}
-
-std::string sha256_hex(std::string_view data) {
-  uint8_t digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const uint8_t*>(data.data()), data.size(), digest);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(2 * SHA256_DIGEST_LENGTH, '0');
-  for (size_t i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
-    out[2 * i] = kHex[digest[i] >> 4];
-    out[2 * i + 1] = kHex[digest[i] & 15];
-  }
-  return out;
 }
 
 std::string format_audit_line(std::chrono::system_clock::time_point time, const AuditRecord& r,

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/digest.h"
 #include "common/result.h"
 #include "common/stats.h"
 #include "common/stats_macros.h"
@@ -93,8 +94,5 @@ std::string format_audit_line(std::chrono::system_clock::time_point time, const 
 // verify_audit_chain checks a file's hash chain: every line's prev_sha256 must equal the SHA-256 of
 // the line before it. Returns the number of lines checked, or an error naming the first bad line.
 Result<size_t> verify_audit_chain(const std::string& path);
-
-// sha256_hex is the lowercase hex SHA-256 of `data`.
-std::string sha256_hex(std::string_view data);
 
 }  // namespace portcullis

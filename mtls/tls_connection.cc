@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <vector>
 
 #include "mtls/ssl_error.h"
 
@@ -71,7 +72,7 @@ TlsConnection::Io TlsConnection::classify(int ret, const char* op) {
 TlsConnection::Io TlsConnection::handshake() {
   errno = 0;
   int ret = SSL_do_handshake(ssl_.get());
-  if (ret == 1) return Io::kDone;
+  if (ret == 1) return reverify_resumed_client() ? Io::kDone : Io::kError;
   Io io = classify(ret, "handshake");
   if (io == Io::kEof) {
     error_ = "handshake: peer closed the connection";
@@ -79,6 +80,37 @@ TlsConnection::Io TlsConnection::handshake() {
   }
   if (io == Io::kError && verify_error_) error_ = "handshake: " + verify_error_->message;
   return io;
+}
+
+// BoringSSL runs the custom verify callback again on resumption only on clients
+// (SSL_CTX_set_reverify_on_resume). A server resuming a session re-verifies the client chain stored
+// in the session here: otherwise the connection would carry no peer identity (RBAC would see an
+// unauthenticated peer, so ALLOW-by-identity refuses and DENY-by-identity lets it through), and a
+// chain that stopped verifying since (expired, bundle rotated) would still be accepted.
+bool TlsConnection::reverify_resumed_client() {
+  if (!context_->server() || !context_->config().verifies_peer() || !SSL_session_reused(ssl_.get())) return true;
+  if (peer_ || verify_error_) return !verify_error_;
+  std::vector<bssl::UniquePtr<X509>> owned;
+  std::vector<X509*> chain;
+  if (const STACK_OF(CRYPTO_BUFFER)* bufs = SSL_get0_peer_certificates(ssl_.get())) {
+    for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(bufs); ++i) {
+      bssl::UniquePtr<X509> cert(X509_parse_from_buffer(sk_CRYPTO_BUFFER_value(bufs, i)));
+      if (!cert) break;
+      chain.push_back(cert.get());
+      owned.push_back(std::move(cert));
+    }
+  }
+  drain_ssl_errors();
+  if (chain.empty() && !context_->config().require_client_certificate) return true;
+  PeerIdentity identity;
+  SvidVerifyError error;
+  if (!context_->verify_peer(chain, &identity, &error)) {
+    error_ = "handshake: resumed session: " + error.message;
+    verify_error_ = std::move(error);
+    return false;
+  }
+  peer_ = std::move(identity);
+  return true;
 }
 
 TlsConnection::Io TlsConnection::read(uint8_t* buf, size_t len, size_t* out_n) {

@@ -63,6 +63,7 @@ class TlsConnection {
  private:
   TlsConnection(std::shared_ptr<const TlsContext> context, bssl::UniquePtr<SSL> ssl);
   Io classify(int ret, const char* op);
+  bool reverify_resumed_client();
 
   std::shared_ptr<const TlsContext> context_;
   bssl::UniquePtr<SSL> ssl_;

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "common/digest.h"
 #include "mtls/ssl_error.h"
 #include "mtls/tls_connection.h"
 
@@ -129,6 +130,18 @@ Result<std::string> read_data_source(const DataSource& source) {
   return text;
 }
 
+std::vector<std::string> TlsContext::watched_files() const {
+  std::vector<std::string> out;
+  auto add = [&](const std::optional<DataSource>& ds) {
+    if (ds && ds->is_file()) out.push_back(ds->filename);
+  };
+  add(config_.certificate_chain);
+  add(config_.private_key);
+  add(config_.trusted_ca);
+  for (const auto& td : config_.trust_domains) add(td.bundle);
+  return out;
+}
+
 int TlsContext::connection_ex_index() {
   static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return index;
@@ -141,6 +154,9 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::create(const TlsContextCon
   if (Status s = ctx->load_certificate(); !s.ok()) return s.error();
   if (Status s = ctx->load_bundles(); !s.ok()) return s.error();
   if (Status s = ctx->configure_ctx(); !s.ok()) return s.error();
+  ctx->source_digest_ = sha256_hex(ctx->sources_);
+  ctx->sources_.clear();
+  ctx->sources_.shrink_to_fit();
   return std::shared_ptr<const TlsContext>(std::move(ctx));
 }
 
@@ -150,6 +166,7 @@ Status TlsContext::load_certificate() {
   if (!chain_pem.ok()) return chain_pem.error();
   auto key_pem = read_data_source(*config_.private_key);
   if (!key_pem.ok()) return key_pem.error();
+  sources_ += *chain_pem + '\0' + *key_pem + '\0';
   auto certs = parse_pem_certificates(*chain_pem);
   if (!certs.ok()) return make_error(ErrorCode::kInvalidArgument, config_.certificate_chain->describe() + ": " + certs.error().message);
   if (certs->empty()) return make_error(ErrorCode::kInvalidArgument, config_.certificate_chain->describe() + ": no PEM certificate");
@@ -172,6 +189,7 @@ Status TlsContext::load_bundles() {
   auto load = [this](std::string td, const DataSource& src) -> Status {
     auto text = read_data_source(src);
     if (!text.ok()) return text.error();
+    sources_ += td + '\0' + *text + '\0';
     size_t first = text->find_first_not_of(" \t\r\n");
     auto bundle = (first != std::string::npos && (*text)[first] == '{' && td != TrustBundleSet::kAnyTrustDomain)
                       ? TrustBundle::from_spiffe_json(td, *text)

@@ -41,6 +41,11 @@ class TlsContext {
   const TlsContextConfig& config() const { return config_; }
   const std::vector<CertificateDetails>& certificates() const { return certificates_; }
   const TrustBundleSet& bundles() const { return bundles_; }
+  // source_digest is the SHA-256 of every certificate, key and bundle text the context was built
+  // from: equal digests mean a rebuild would change nothing.
+  const std::string& source_digest() const { return source_digest_; }
+  // watched_files lists the files the context was built from (for rotation).
+  std::vector<std::string> watched_files() const;
 
   // verify_peer applies the X.509-SVID rules and the SAN matchers to a presented chain.
   bool verify_peer(std::span<X509* const> chain, PeerIdentity* out_identity, SvidVerifyError* out_error) const;
@@ -58,6 +63,8 @@ class TlsContext {
   bssl::UniquePtr<SSL_CTX> ctx_;
   TrustBundleSet bundles_;
   std::vector<CertificateDetails> certificates_;
+  std::string sources_;  // concatenated source texts, hashed into source_digest_ then dropped
+  std::string source_digest_;
 };
 
 // certificate_details extracts the /certs view of a certificate.

@@ -45,6 +45,7 @@ Status Server::start() {
   if (Status s = start_admin(); !s.ok()) return s;
   for (auto& slot : workers_) slot.worker->start();
   watch_signals();
+  watch_tls_files();
   server_stats_.state.set(kStateLive);
   server_stats_.live.set(1);
   return {};
@@ -191,6 +192,7 @@ Status Server::reload() {
     result = apply(std::move(next));
   }
   if (result.ok()) {
+    watch_tls_files();  // the new config may name other certificate files
     server_stats_.config_reload_success.inc();
     spdlog::info("config reloaded from {}", options_.config_path);
   } else {
@@ -264,6 +266,8 @@ void Server::shutdown() {
   asio::error_code ignored;
   signals_.cancel(ignored);
   drain_timer_.cancel();
+  rotate_timer_.cancel();
+  if (tls_watch_fd_) tls_watch_fd_->close(ignored);
   close_all_listeners();
   for (auto& slot : workers_) {
     WorkerSlot* s = &slot;
@@ -303,6 +307,92 @@ Status Server::start_admin() {
     if (!out) return make_error(ErrorCode::kIo, "cannot write --admin-address-path " + options_.admin_address_path);
   }
   return {};
+}
+
+}  // namespace portcullis::proxy
+
+namespace portcullis::proxy {
+namespace {
+// Editors and kubelet write several files one after another; wait for the burst to settle.
+constexpr std::chrono::milliseconds kRotationDebounce{100};
+}  // namespace
+
+void Server::watch_tls_files() {
+  std::vector<std::string> files;
+  for (const auto& ctx : config_->listener_tls) {
+    if (ctx) for (auto& f : ctx->watched_files()) files.push_back(f);
+  }
+  for (const auto& [name, ctx] : config_->cluster_tls) {
+    for (auto& f : ctx->watched_files()) files.push_back(f);
+  }
+  asio::error_code ignored;
+  if (tls_watch_fd_) tls_watch_fd_->close(ignored);  // a dup of the watcher's fd
+  tls_watch_fd_.reset();
+  tls_watcher_.reset();
+  if (files.empty()) return;
+  auto watcher = config::FileWatcher::create(files);
+  if (!watcher.ok()) {
+    spdlog::error("TLS files will not be rotated: {}", watcher.error().message);
+    return;
+  }
+  tls_watcher_.emplace(std::move(watcher.value()));
+  tls_watch_fd_.emplace(main_io_, ::dup(tls_watcher_->fd()));
+  wait_tls_files();
+}
+
+void Server::wait_tls_files() {
+  tls_watch_fd_->async_wait(asio::posix::stream_descriptor::wait_read, [this](const std::error_code& ec) {
+    if (ec || !tls_watcher_) return;
+    if (tls_watcher_->drain()) {
+      rotate_timer_.expires_after(kRotationDebounce);
+      rotate_timer_.async_wait([this](const std::error_code& e) {
+        if (!e && !stopped_) rotate_tls();
+      });
+    }
+    wait_tls_files();
+  });
+}
+
+void Server::rotate_tls() {
+  if (draining_) return;
+  auto next = std::make_shared<ServerConfig>(*config_);
+  bool changed = false;
+  std::string errors;
+  auto rebuild = [&](std::shared_ptr<const mtls::TlsContext>& slot, const std::string& what) {
+    if (!slot) return;
+    auto fresh = mtls::TlsContext::create(slot->config());
+    if (!fresh.ok()) {
+      errors += (errors.empty() ? "" : "; ") + what + ": " + fresh.error().message;
+      return;
+    }
+    if (fresh.value()->source_digest() == slot->source_digest()) return;
+    const auto& certs = fresh.value()->certificates();
+    spdlog::info("{}: new TLS material in use{}{}", what, certs.empty() ? "" : ", serial ",
+                 certs.empty() ? "" : certs[0].serial_number);
+    slot = fresh.value();
+    changed = true;
+  };
+  for (size_t i = 0; i < next->listener_tls.size(); ++i) {
+    rebuild(next->listener_tls[i], "listener '" + next->bootstrap.listeners[i].name + "'");
+  }
+  for (auto& [name, ctx] : next->cluster_tls) rebuild(ctx, "cluster '" + name + "'");
+  if (!errors.empty()) {
+    // Several file events for one broken state fail the same way: count and log it once.
+    if (errors != last_rotation_error_) {
+      server_stats_.tls_rotation_failure.inc();
+      spdlog::error("TLS rotation kept the previous material: {}", errors);
+    }
+    last_rotation_error_ = errors;
+  } else {
+    last_rotation_error_.clear();
+  }
+  if (!changed) return;
+  if (Status s = apply(std::move(next)); !s.ok()) {
+    server_stats_.tls_rotation_failure.inc();
+    spdlog::error("TLS rotation could not be applied: {}", s.error().message);
+    return;
+  }
+  server_stats_.tls_rotation_success.inc();
 }
 
 }  // namespace portcullis::proxy

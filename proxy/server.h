@@ -8,12 +8,14 @@
 #include <vector>
 
 #include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 
 #include "common/audit.h"
 #include "common/result.h"
 #include "common/stats.h"
+#include "config/file_watcher.h"
 #include "proxy/admin_server.h"
 #include "proxy/cluster.h"
 #include "proxy/listener.h"
@@ -80,6 +82,12 @@ class Server {
   void poll_drain();
   Status start_admin();
   Status start_audit();
+  // TLS rotation: the certificate, key and bundle files of every TLS context are watched; a change
+  // rebuilds the affected contexts and publishes them to new connections (live ones keep theirs).
+  void watch_tls_files();
+  void wait_tls_files();
+  void rotate_tls();
+  std::string certs_json() const;
   void register_admin_routes();
   std::string server_info_json() const;
   std::string listeners_text(bool json) const;
@@ -97,6 +105,10 @@ class Server {
   std::unique_ptr<AdminServer> admin_;
   // Declared before workers_: sessions on the workers write to it until the workers are gone.
   std::unique_ptr<AuditLog> audit_;
+  std::optional<config::FileWatcher> tls_watcher_;
+  std::optional<asio::posix::stream_descriptor> tls_watch_fd_;
+  asio::steady_timer rotate_timer_{main_io_};
+  std::string last_rotation_error_;
   std::vector<WorkerSlot> workers_;
   std::map<std::string, ActiveListener> listeners_;
   std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();

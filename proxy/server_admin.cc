@@ -79,6 +79,9 @@ void Server::register_admin_routes() {
                        }
                        return AdminResponse{200, kText, "active loggers:\n  portcullis: " + it->second + "\n"};
                      }});
+  admin_->add_route({"/certs", "certificates in use, in Envoy's JSON shape", false, [this](const AdminRequest&) {
+    return AdminResponse{200, kJson, certs_json()};
+  }});
   admin_->add_route({"/help", "this list", false, [this](const AdminRequest&) {
     AdminResponse r = admin_->dispatch(AdminRequest{"GET", "/__none__", {}});
     r.status = 200;
@@ -153,6 +156,39 @@ std::string Server::listeners_text(bool json) const {
                          {{"socket_address", {{"address", l.local.address().to_string()}, {"port_value", l.local.port()}}}}}});
   }
   return nlohmann::json{{"listener_statuses", statuses}}.dump(2);
+}
+
+std::string Server::certs_json() const {
+  auto details_json = [](const mtls::CertificateDetails& d) {
+    nlohmann::json sans = nlohmann::json::array();
+    for (const auto& u : d.uri_sans) sans.push_back({{"uri", u}});
+    for (const auto& n : d.dns_sans) sans.push_back({{"dns", n}});
+    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    int64_t days = std::max<int64_t>(0, (d.expiration_time - now) / 86400);
+    // proto3 JSON writes uint64 as a string, and Timestamps as RFC 3339.
+    return nlohmann::json{{"path", d.path},
+                          {"serial_number", d.serial_number},
+                          {"subject_alt_names", sans},
+                          {"days_until_expiration", std::to_string(days)},
+                          {"valid_from", rfc3339(std::chrono::system_clock::from_time_t(d.valid_from))},
+                          {"expiration_time", rfc3339(std::chrono::system_clock::from_time_t(d.expiration_time))}};
+  };
+  auto context_json = [&](const mtls::TlsContext& ctx) {
+    nlohmann::json chain = nlohmann::json::array(), cas = nlohmann::json::array();
+    for (const auto& d : ctx.certificates()) chain.push_back(details_json(d));
+    for (const auto& [td, bundle] : ctx.bundles().bundles()) {
+      for (const auto& ca : bundle->authorities()) {
+        cas.push_back(details_json(mtls::certificate_details(ca.get(), "trust_domain:" + td)));
+      }
+    }
+    return nlohmann::json{{"ca_cert", cas}, {"cert_chain", chain}};
+  };
+  nlohmann::json certs = nlohmann::json::array();
+  for (const auto& ctx : config_->listener_tls) {
+    if (ctx) certs.push_back(context_json(*ctx));
+  }
+  for (const auto& [name, ctx] : config_->cluster_tls) certs.push_back(context_json(*ctx));
+  return nlohmann::json{{"certificates", certs}}.dump(2);
 }
 
 std::string Server::config_dump_json() const {

@@ -12,6 +12,8 @@ namespace portcullis::proxy {
   COUNTER(config_reload_success)                \
   GAUGE(live)                                   \
   GAUGE(state)                                  \
+  COUNTER(tls_rotation_failure)                 \
+  COUNTER(tls_rotation_success)                 \
   GAUGE(total_connections)                      \
   GAUGE(uptime)
 

@@ -164,5 +164,32 @@ TEST_F(TlsConnectionTest, ContextReportsItsCertificateForCertsEndpoint) {
   EXPECT_GT(d.expiration_time, d.valid_from);
 }
 
+// A resumed session skips BoringSSL's server-side verify callback; the server must still know (and
+// re-check) who the client is, or identity-based RBAC sees an unauthenticated peer.
+TEST_F(TlsConnectionTest, ResumedSessionStillYieldsTheClientIdentityOnTheServer) {
+  auto client_ctx = build(context_config(false, client_leaf_, ca_, "example.org"));
+  auto server_ctx = build(context_config(true, server_leaf_, ca_, "example.org"));
+  ClientSessionCache cache;
+  {
+    Pair first(client_ctx, server_ctx);
+    first.client->use_session_cache(&cache);
+    ASSERT_EQ(first.handshake(), "ok");
+    EXPECT_FALSE(first.server->session_reused());
+    // TLS 1.3 tickets follow the handshake; the client takes them in while reading.
+    size_t n = 0;
+    uint8_t buf[16];
+    ASSERT_EQ(first.server->write(reinterpret_cast<const uint8_t*>("t"), 1, &n), TlsConnection::Io::kDone);
+    ASSERT_EQ(first.client->read(buf, sizeof buf, &n), TlsConnection::Io::kDone);
+    ASSERT_NE(cache.get(client_ctx), nullptr);
+  }
+  Pair second(client_ctx, server_ctx);
+  second.client->use_session_cache(&cache);
+  ASSERT_EQ(second.handshake(), "ok");
+  ASSERT_TRUE(second.server->session_reused());
+  ASSERT_TRUE(second.server->peer());
+  EXPECT_EQ(second.server->peer()->spiffe_id, "spiffe://example.org/client");
+  EXPECT_FALSE(second.server->verify_error());
+}
+
 }  // namespace
 }  // namespace portcullis::mtls

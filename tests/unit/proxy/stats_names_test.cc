@@ -6,6 +6,9 @@
 #include "proxy/cluster.h"
 #include "proxy/listener.h"
 #include "proxy/server_stats.h"
+#include "proxy/ssl_stats.h"
+
+#include <algorithm>
 
 namespace portcullis::proxy {
 namespace {
@@ -65,6 +68,8 @@ TEST(StatsNames, ListenerClusterTcpProxyAndServer) {
       "server.config_reload_success",
       "server.live",
       "server.state",
+      "server.tls_rotation_failure",
+      "server.tls_rotation_success",
       "server.total_connections",
       "server.uptime",
       "tcp.ingress.downstream_cx_no_route",
@@ -76,6 +81,23 @@ TEST(StatsNames, ListenerClusterTcpProxyAndServer) {
       "tcp.ingress.idle_timeout",
   };
   EXPECT_EQ(names(store), expected);
+}
+
+TEST(StatsNames, SslStatsUseEnvoyNamesPlusOnePerRejectionReason) {
+  StatsStore store;
+  SslStats::create(store, StatScope{"listener", "envoy_listener_address", "127.0.0.1_8443"})
+      .count_rejection(mtls::SvidRejection::kUnknownCa);
+  auto all = names(store);
+  for (const char* leaf : {"ssl.connection_error", "ssl.fail_verify_error", "ssl.fail_verify_san", "ssl.handshake",
+                           "ssl.handshake_timeout", "ssl.no_certificate", "ssl.session_reused",
+                           "ssl.fail_verify_spiffe.unknown_ca", "ssl.fail_verify_spiffe.san_mismatch",
+                           "ssl.fail_verify_spiffe.no_certificate", "ssl.fail_verify_spiffe.expired"}) {
+    std::string name = std::string("listener.127.0.0.1_8443.") + leaf;
+    EXPECT_NE(std::find(all.begin(), all.end(), name), all.end()) << name;
+  }
+  EXPECT_EQ(all.size(), 7u + kSvidRejectionCount);
+  EXPECT_EQ(store.value("listener.127.0.0.1_8443.ssl.fail_verify_spiffe.unknown_ca"), 1);
+  EXPECT_EQ(store.value("listener.127.0.0.1_8443.ssl.fail_verify_error"), 1);
 }
 
 TEST(StatsNames, PrometheusUsesEnvoyTagNames) {

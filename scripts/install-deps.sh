@@ -5,7 +5,7 @@
 set -euo pipefail
 
 build_pkgs=(
-  cmake ninja-build g++ pkg-config git
+  cmake ninja-build g++ pkg-config git openssl python3
   android-libboringssl-dev libasio-dev libnghttp2-dev libhttp-parser-dev
   libprotobuf-dev protobuf-compiler libspdlog-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
   libre2-dev libsqlite3-dev libtss2-dev

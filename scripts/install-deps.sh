@@ -12,7 +12,7 @@ build_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 test_pkgs=(python3 curl openssl iproute2 procps clang libclang-rt-14-dev)
-bench_pkgs=(haproxy iperf3 wrk)
+bench_pkgs=(haproxy iperf3 wrk nginx libnginx-mod-stream stunnel4 procps)
 
 groups=("$@")
 [[ ${#groups[@]} -eq 0 ]] && groups=(build test)

@@ -48,8 +48,9 @@ usage: $(basename "$0") [options]
                       (busy < ${QUIET_BUSY}% over 3 s); the busy % is recorded either way (default 0)
       --keep          keep the temp dir (configs, logs, raw tool outputs)
   -h, --help
-Environment: BENCH_PROXY_CPUS / BENCH_LOADGEN_CPUS (optional taskset pinning of the proxy and
-  of iperf3/wrk), BENCH_READY_TIMEOUT (seconds a proxy gets to listen, default 10),
+Environment: BENCH_PROXY_CPUS / BENCH_LOADGEN_CPUS (optional taskset pinning: the proxy on the
+  first, iperf3/wrk and the backends on the second, e.g. BENCH_PROXY_CPUS=1 BENCH_LOADGEN_CPUS=0),
+  BENCH_READY_TIMEOUT (seconds a proxy gets to listen, default 10),
   BENCH_QUIET_BUSY (busy % threshold for --quiet-wait, default 25).
 EOF
 }
@@ -200,6 +201,25 @@ host_cpu() { # "total_ticks idle_ticks" from /proc/stat
   read -r _c u n sy i w irq sirq st _rest </proc/stat
   echo "$((u + n + sy + i + w + irq + sirq + st)) $((i + w))"
 }
+HZ=$(getconf CLK_TCK)
+own_ticks() { # sets OWN: CPU ticks of everything this script ran and reaped (bash `times`)
+  # `times` must run in this shell, not in a $(...) subshell, to see this shell's children.
+  times >"$WORK/times.txt"
+  OWN=$(python3 -c 'import re,sys
+t = open(sys.argv[1]).read().splitlines()[-1]  # "XmY.YYYs XmY.YYYs": reaped children, user sys
+print(round(sum(int(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", t)) * int(sys.argv[2])))' \
+    "$WORK/times.txt" "$HZ")
+}
+ksoftirqd_ticks() { # softirq work deferred to ksoftirqd threads is charged to them, not to the proxy
+  local p s t=0 a
+  for p in $(pgrep -x 'ksoftirqd/[0-9]+' 2>/dev/null); do
+    s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    s=${s##*) }
+    read -ra a <<<"$s"
+    t=$((t + a[11] + a[12]))
+  done
+  echo "$t"
+}
 
 # ---------------------------------------------------------------- ports
 NEXT_PORT=$PORT_BASE
@@ -342,16 +362,23 @@ frontend backend_http
     bind 127.0.0.1:$HTTP_PORT
     http-request return status 200 content-type text/plain string "$BODY_100"
 EOF
-haproxy -db -f "$WORK/run/backend-http/haproxy.cfg" >"$WORK/run/backend-http/stdout.log" 2>&1 </dev/null &
+"${LOADGEN_PFX[@]}" haproxy -db -f "$WORK/run/backend-http/haproxy.cfg" >"$WORK/run/backend-http/stdout.log" 2>&1 </dev/null &
 HTTP_PID=$!; track "$HTTP_PID"
 wait_listen "$HTTP_PORT" "$HTTP_PID" 10 || { cat "$WORK/run/backend-http/stdout.log" >&2; die "HTTP backend failed to start"; }
 [[ $(python3 "$LIB/tcpbench.py" http-check "$HTTP_PORT") == "200 100" ]] || die "HTTP backend does not answer 200 with a 100-byte body"
 if has_metric bulk; then
   alloc_port; IPERF_PORT=$PORT
-  iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT" >"$WORK/run/iperf3-server.log" 2>&1 </dev/null &
+  "${LOADGEN_PFX[@]}" iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT" >"$WORK/run/iperf3-server.log" 2>&1 </dev/null &
   IPERF_PID=$!; track "$IPERF_PID"
   wait_listen "$IPERF_PORT" "$IPERF_PID" 10 || die "iperf3 server failed to start"
 fi
+
+backend_ticks() { # CPU of the long-running backends (not reaped yet, so not in `times`)
+  local t=0
+  [[ -n ${HTTP_PID:-} ]] && t=$((t + $(cpu_ticks "$HTTP_PID")))
+  [[ -n ${IPERF_PID:-} ]] && t=$((t + $(cpu_ticks "$IPERF_PID")))
+  echo "$t"
+}
 
 # ---------------------------------------------------------------- results
 REP=0 CUR=""
@@ -455,10 +482,21 @@ for ((REP = 1; REP <= REPS; REP++)); do
     CUR=$sys
     for m in "${MET_LIST[@]}"; do
       log "rep $REP/$REPS  $sys  $m"
+      own_ticks; o0=$((OWN + $(backend_ticks))); k0=$(ksoftirqd_ticks)
       read -r h_t0 h_i0 <<<"$(host_cpu)"
       "m_$m" "$sys"
       read -r h_t1 h_i1 <<<"$(host_cpu)"
-      ((h_t1 > h_t0)) && rec "host_${m}_busy" $((100 * (h_t1 - h_t0 - (h_i1 - h_i0)) / (h_t1 - h_t0)))
+      own_ticks; o1=$((OWN + $(backend_ticks))); k1=$(ksoftirqd_ticks)
+      if ((h_t1 > h_t0)); then
+        busy=$((h_t1 - h_t0 - (h_i1 - h_i0)))
+        rec "host_${m}_busy" $((100 * busy / (h_t1 - h_t0)))
+        # what the machine did besides this benchmark (other users' builds, ...): busy time
+        # not accounted to our processes (proxy, backends, load generators, helpers) or ksoftirqd
+        other=$((busy - (o1 - o0) - (k1 - k0)))
+        ((other < 0)) && other=0
+        rec "host_${m}_other" $((100 * other / (h_t1 - h_t0)))
+        rec "host_${m}_ksoftirqd" $((100 * (k1 - k0) / (h_t1 - h_t0)))
+      fi
     done
   done
 done

@@ -11,7 +11,7 @@ build_pkgs=(
   libre2-dev libsqlite3-dev libtss2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
-test_pkgs=(python3 curl openssl iproute2 procps clang libclang-rt-14-dev)
+test_pkgs=(python3 curl openssl haproxy iproute2 procps clang libclang-rt-14-dev)
 bench_pkgs=(haproxy iperf3 wrk nginx libnginx-mod-stream stunnel4 procps)
 
 groups=("$@")

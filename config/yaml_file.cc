@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <yaml-cpp/depthguard.h>
+
 namespace portcullis::config {
 namespace {
 
@@ -57,6 +59,11 @@ std::optional<Node> load_yaml_text(const std::string& text, const std::string& f
   YAML::Node root;
   try {
     root = YAML::Load(text);
+  } catch (const YAML::DeepRecursion& e) {
+    Location loc{file, 0, 0};
+    if (!e.mark.is_null()) loc = Location{file, e.mark.line + 1, e.mark.column + 1};
+    errors.add(loc, "", "YAML nesting is deeper than " + std::to_string(e.depth()) + " levels");
+    return std::nullopt;
   } catch (const YAML::Exception& e) {
     Location loc{file, 0, 0};
     if (!e.mark.is_null()) loc = Location{file, e.mark.line + 1, e.mark.column + 1};

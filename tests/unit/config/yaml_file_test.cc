@@ -45,8 +45,7 @@ TEST(LoadYamlText, ReportsSyntaxErrorsWithLocation) {
 
 TEST(LoadYamlText, DeepNestingIsAnErrorNotAStackOverflow) {
   std::string text = "a: " + std::string(100000, '[') + std::string(100000, ']');
-  std::string err = first_error(text);
-  EXPECT_NE(err.find("YAML syntax error"), std::string::npos) << err;
+  EXPECT_EQ(first_error(text), "c.yaml:1:200004: YAML nesting is deeper than 500 levels");
 }
 
 TEST(LoadYamlFile, RefusesFilesOverTheLimitWithoutReadingThemWhole) {

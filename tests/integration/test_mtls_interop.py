@@ -15,6 +15,7 @@ import time
 
 import harness
 import pki
+import prometheus
 import tls_support as ts
 from tls_support import TlsTestCase
 
@@ -121,6 +122,13 @@ class DownstreamSClientTest(SvidAuthorities):
                                                       ssl + "handshake": 0, ssl + "connection_error": 0})
         self.assertEqual(upstream.accepted_count(), 0, "a rejected peer reached the upstream")
         self.assertEqual(proxy.stat("cluster.echo.upstream_cx_total"), 0)
+        # The per-reason counters are labelled Prometheus series like every other listener stat.
+        status, body = proxy.get("/stats/prometheus")
+        self.assertEqual((status, prometheus.validate(body)), (200, []))
+        tag = proxy.listener_stat_prefix("in")[len("listener."):-1]
+        for reason, n in (("unknown_ca", 2), ("leaf_key_usage", 3), ("expired", 1)):
+            self.assertIn('envoy_listener_ssl_fail_verify_spiffe_%s{envoy_listener_address="%s"} %d' % (reason, tag, n),
+                          body.splitlines())
         # other.org's CA is trusted for other.org IDs, and example.org's still works afterwards.
         r = ts.s_client(port, leaf=other.leaf("spiffe://other.org/frontend"), cafile=self.ca.cert)
         self.assertEqual(r.received, b"hello over mTLS\n", r)

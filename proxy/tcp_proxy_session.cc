@@ -79,7 +79,8 @@ void TcpProxySession::begin() {
   }
   downstream_.tls = std::move(tls.value());
   state_ = State::kDownstreamHandshake;
-  arm_phase_timer(listener_->handshake_timeout);
+  // As in Envoy, transport_socket_connect_timeout applies only when nonzero (like idle_timeout).
+  if (listener_->handshake_timeout.count() > 0) arm_phase_timer(listener_->handshake_timeout);
   drive_handshake(downstream_);
 }
 

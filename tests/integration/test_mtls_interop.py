@@ -228,6 +228,17 @@ class HandshakeTimeoutTest(SvidAuthorities):
         self.assertEqual(harness.closed_by_peer(s, timeout=5)[1], b"")
         proxy.wait_stat(ssl + "handshake_timeout", 3)
 
+    def test_zero_timeout_disables_it_as_in_envoy(self):
+        """Envoy: transport_socket_connect_timeout applies "if present and nonzero"."""
+        upstream = self.echo_server()
+        proxy, port, ssl = self.start_inbound(upstream.port, handshake_timeout="0s")
+        r = ts.s_client(port, leaf=self.frontend, cafile=self.ca.cert)
+        self.assertEqual(r.received, b"hello over mTLS\n", r)
+        s = self.connect(port)
+        with self.assertRaises(harness.Timeout):
+            harness.closed_by_peer(s, timeout=1.0)  # a silent client is left alone
+        self.assertEqual(proxy.stat(ssl + "handshake_timeout"), 0)
+
 
 class CurlTest(SvidAuthorities):
     """curl (HTTPS, its own name check against the listener's DNS SAN) through an mTLS listener to

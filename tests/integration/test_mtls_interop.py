@@ -289,12 +289,13 @@ class HAProxyUpstreamTest(SvidAuthorities):
         return self.haproxy(
             "frontend mtls_in\n"
             "  bind 127.0.0.1:{port} ssl crt %s ca-file %s verify required %s\n"
+            "  tcp-request content reject if !{ ssl_fc_sni -m str haproxy.test }\n"
             "  default_backend echo\n"
             "backend echo\n"
             "  server echo 127.0.0.1:%d\n" % (self.haproxy_leaf.pem, self.ca.cert, bind_options, echo_port))
 
-    def start_outbound(self, haproxy_port, client=None, san=HAPROXY_ID, **tls):
-        transport = ts.upstream_tls(client or self.client, sni="haproxy.test", trust_domains=self.trust(),
+    def start_outbound(self, haproxy_port, client=None, san=HAPROXY_ID, sni="haproxy.test", **tls):
+        transport = ts.upstream_tls(client or self.client, sni=sni, trust_domains=self.trust(),
                                     san_matchers=[("URI", {"exact": san})], **tls)
         cfg = harness.bootstrap([harness.tcp_proxy_listener("out", "haproxy")],
                                 [ts.tls_cluster("haproxy", [haproxy_port], transport)])
@@ -313,6 +314,21 @@ class HAProxyUpstreamTest(SvidAuthorities):
         proxy.wait_stat("cluster.haproxy.ssl.handshake", 1)
         self.assertEqual(echo.accepted_count(), 1)
         self.assertEqual(proxy.stat("cluster.haproxy.ssl.fail_verify_error"), 0)
+
+    def test_cluster_sni_reaches_haproxy(self):
+        """haproxy rejects any SNI but haproxy.test: the cluster's `sni` is what it sees."""
+        echo = self.echo_server()
+        hp = self.start_haproxy(echo.port)
+        wrong = self.start_outbound(hp.port, sni="payments.test")
+        s = self.connect(wrong.listener_port("out"))
+        s.sendall(b"must not arrive")
+        self.assertEqual(harness.closed_by_peer(s, timeout=5)[1], b"")
+        self.assertEqual(echo.accepted_count(), 0)
+        right = self.start_outbound(hp.port)
+        s = self.connect(right.listener_port("out"))
+        s.settimeout(5)
+        harness.echo_roundtrip(s, b"with the right SNI")
+        self.assertEqual(echo.accepted_count(), 1)
 
     def test_haproxy_refuses_a_client_svid_from_an_untrusted_ca(self):
         echo = self.echo_server()

@@ -90,17 +90,8 @@ TlsConnection::Io TlsConnection::handshake() {
 bool TlsConnection::reverify_resumed_client() {
   if (!context_->server() || !context_->config().verifies_peer() || !SSL_session_reused(ssl_.get())) return true;
   if (peer_ || verify_error_) return !verify_error_;
-  std::vector<bssl::UniquePtr<X509>> owned;
-  std::vector<X509*> chain;
-  if (const STACK_OF(CRYPTO_BUFFER)* bufs = SSL_get0_peer_certificates(ssl_.get())) {
-    for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(bufs); ++i) {
-      bssl::UniquePtr<X509> cert(X509_parse_from_buffer(sk_CRYPTO_BUFFER_value(bufs, i)));
-      if (!cert) break;
-      chain.push_back(cert.get());
-      owned.push_back(std::move(cert));
-    }
-  }
-  drain_ssl_errors();
+  PeerChain peer_chain = parse_peer_chain(ssl_.get());
+  const std::vector<X509*>& chain = peer_chain.certs;
   if (chain.empty() && !context_->config().require_client_certificate) return true;
   PeerIdentity identity;
   SvidVerifyError error;

@@ -52,17 +52,8 @@ enum ssl_verify_result_t custom_verify(SSL* ssl, uint8_t* out_alert) {
     *out_alert = SSL_AD_INTERNAL_ERROR;
     return ssl_verify_invalid;
   }
-  std::vector<bssl::UniquePtr<X509>> owned;
-  std::vector<X509*> chain;
-  if (const STACK_OF(CRYPTO_BUFFER)* bufs = SSL_get0_peer_certificates(ssl)) {
-    for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(bufs); ++i) {
-      bssl::UniquePtr<X509> cert(X509_parse_from_buffer(sk_CRYPTO_BUFFER_value(bufs, i)));
-      if (!cert) break;
-      chain.push_back(cert.get());
-      owned.push_back(std::move(cert));
-    }
-  }
-  drain_ssl_errors();
+  PeerChain peer_chain = parse_peer_chain(ssl);
+  const std::vector<X509*>& chain = peer_chain.certs;
   if (chain.empty() && conn->context().server() && !conn->context().config().require_client_certificate) {
     return ssl_verify_ok;  // client certificate optional and absent: no identity
   }
@@ -102,6 +93,20 @@ std::vector<std::string> sans_of_type(X509* cert, int type) {
 }
 
 }  // namespace
+
+PeerChain parse_peer_chain(const SSL* ssl) {
+  PeerChain out;
+  if (const STACK_OF(CRYPTO_BUFFER)* bufs = SSL_get0_peer_certificates(ssl)) {
+    for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(bufs); ++i) {
+      bssl::UniquePtr<X509> cert(X509_parse_from_buffer(sk_CRYPTO_BUFFER_value(bufs, i)));
+      if (!cert) break;  // an unparsable certificate ends the chain; verification then fails
+      out.certs.push_back(cert.get());
+      out.owned.push_back(std::move(cert));
+    }
+  }
+  drain_ssl_errors();
+  return out;
+}
 
 CertificateDetails certificate_details(X509* cert, std::string path) {
   CertificateDetails d;

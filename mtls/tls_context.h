@@ -67,6 +67,13 @@ class TlsContext {
   std::string source_digest_;
 };
 
+// PeerChain is a peer's presented chain parsed from BoringSSL's buffers, leaf first.
+struct PeerChain {
+  std::vector<bssl::UniquePtr<X509>> owned;
+  std::vector<X509*> certs;  // views of `owned`, for verify_x509_svid
+};
+PeerChain parse_peer_chain(const SSL* ssl);
+
 // certificate_details extracts the /certs view of a certificate.
 CertificateDetails certificate_details(X509* cert, std::string path);
 

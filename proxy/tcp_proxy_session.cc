@@ -129,7 +129,12 @@ void TcpProxySession::run_filters_and_connect() {
   if (!ec) remote = rep.address().to_string() + ":" + std::to_string(rep.port());
   auto lep = downstream_.socket.local_endpoint(ec);
   if (!ec) local = lep.address().to_string() + ":" + std::to_string(lep.port());
-  filters::ConnectionInfo info{id_, listener_->name, remote, local, ec ? uint16_t{0} : lep.port()};
+  filters::ConnectionInfo info;
+  info.id = id_;
+  info.listener = listener_->name;
+  info.remote_address = remote;
+  info.local_address = local;
+  info.local_port = ec ? uint16_t{0} : lep.port();
   if (!ec) info.local_ip.parse(lep.address().to_string());
   if (rep.port() != 0) info.remote_ip.parse(rep.address().to_string());
   std::string sni;

@@ -101,10 +101,10 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession>, pu
   Side downstream_;
   Side upstream_;
   asio::steady_timer timer_;
+  uint64_t id_;
   Direction downstream_to_upstream_;
   Direction upstream_to_downstream_;
   State state_ = State::kConnecting;
-  uint64_t id_;
   uint32_t connect_attempts_ = 0;
   uint64_t timer_generation_ = 0;
   bool connect_timed_out_ = false;

@@ -64,6 +64,10 @@ std::optional<StringMatcher> parse_string_matcher(const Node& node, ErrorList& e
     std::string value;
     if (r.string(key, &value)) {
       ++kinds;
+      // Envoy requires prefix/suffix/contains to be non-empty: an empty one matches everything.
+      if (value.empty() && kind != StringMatcher::Kind::kExact) {
+        errors.add(node.location(), node.path() + "." + key, "must not be empty");
+      }
       out.emplace(kind, value, ignore_case, nullptr);
     }
   }

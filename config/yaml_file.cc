@@ -7,7 +7,11 @@
 #include <cerrno>
 #include <cstring>
 
+#include <sstream>
+
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 
 namespace portcullis::config {
 namespace {
@@ -40,6 +44,25 @@ Location location_of_offset(const std::string& text, size_t offset, const std::s
   return loc;
 }
 
+// AliasFinder records the first alias. Aliases let a few hundred bytes expand into a cycle or an
+// exponential tree that every later walk of the document would follow, so they are refused before
+// the tree is built.
+class AliasFinder : public YAML::EventHandler {
+ public:
+  std::optional<YAML::Mark> alias;
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override {
+    if (!alias) alias = mark;
+  }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 }  // namespace
 
 std::optional<Node> load_yaml_text(const std::string& text, const std::string& file, ErrorList& errors) {
@@ -58,6 +81,16 @@ std::optional<Node> load_yaml_text(const std::string& text, const std::string& f
   }
   YAML::Node root;
   try {
+    std::istringstream events_in(text);
+    YAML::Parser parser(events_in);
+    AliasFinder finder;
+    while (parser.HandleNextDocument(finder) && !finder.alias) {
+    }
+    if (finder.alias) {
+      errors.add(Location{file, finder.alias->line + 1, finder.alias->column + 1}, "",
+                 "YAML aliases (*name) are not supported: repeat the block instead");
+      return std::nullopt;
+    }
     root = YAML::Load(text);
   } catch (const YAML::DeepRecursion& e) {
     Location loc{file, 0, 0};

@@ -139,6 +139,7 @@ void TcpProxySession::run_filters_and_connect() {
   if (rep.port() != 0) info.remote_ip.parse(rep.address().to_string());
   std::string sni;
   if (downstream_.tls) {
+    info.tls = true;
     if (downstream_.tls->peer()) info.peer = &*downstream_.tls->peer();
     sni = downstream_.tls->server_name();
     info.requested_server_name = sni;

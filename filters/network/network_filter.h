@@ -17,6 +17,7 @@ struct ConnectionInfo {
   std::string_view remote_address;  // "ip:port"
   std::string_view local_address;
   uint16_t local_port = 0;
+  bool tls = false;                           // the downstream connection is TLS
   const mtls::PeerIdentity* peer = nullptr;  // the verified SPIFFE identity on mTLS listeners
   IpAddress remote_ip;
   IpAddress local_ip;

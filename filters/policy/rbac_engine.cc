@@ -74,9 +74,12 @@ class PortMatcher : public RbacMatcher {
 class AuthenticatedMatcher : public RbacMatcher {
  public:
   explicit AuthenticatedMatcher(std::optional<config::StringMatcher> name) : name_(std::move(name)) {}
+  // Envoy: without principal_name any TLS connection matches (authenticated or not, as the
+  // listener's TLS settings allow); with one, the verified peer's identity must match it.
   bool matches(const RbacInput& in) const override {
-    if (!in.authenticated) return false;
-    return !name_ || name_->matches(in.peer_spiffe_id);
+    if (!in.tls) return false;
+    if (!name_) return true;
+    return in.authenticated && name_->matches(in.peer_spiffe_id);
   }
 
  private:
@@ -126,7 +129,12 @@ std::unique_ptr<RbacMatcher> parse_set(const Node& node, const char* list_key, b
                                        ErrorList& errors) {
   MapReader r(node, errors);
   std::vector<std::unique_ptr<RbacMatcher>> children;
-  for (const Node& child : r.list(list_key, true)) {
+  auto list = r.list(list_key, true);
+  // Envoy requires at least one entry; an empty and_* set would match everything (fail open).
+  if (list.empty() && r.get(list_key)) {
+    errors.add(node.location(), node.path() + "." + list_key, "must have at least one entry");
+  }
+  for (const Node& child : list) {
     if (auto m = parse(child, errors)) children.push_back(std::move(m));
   }
   return std::make_unique<SetMatcher>(all, std::move(children));
@@ -142,14 +150,28 @@ std::optional<std::string> one_of(const Node& node, ErrorList& errors, const cha
     errors.add(node.location(), node.path(), std::string("a ") + what + " sets exactly one rule");
     return std::nullopt;
   }
-  return node.yaml().begin()->first.Scalar();
+  const YAML::Node key = node.yaml().begin()->first;
+  if (!key.IsScalar()) {
+    errors.add(node.location(), node.path(), std::string("a ") + what + "'s rule name must be a string");
+    return std::nullopt;
+  }
+  return key.Scalar();
+}
+
+// rule_value returns the value of a one-rule map, or reports that it is empty.
+std::optional<Node> rule_value(MapReader& r, const std::string& key, ErrorList& errors) {
+  auto v = r.get(key);
+  if (!v) errors.add(r.node().location(), r.node().path() + "." + key, "rule '" + key + "' has no value");
+  return v;
 }
 
 std::unique_ptr<RbacMatcher> parse_permission(const Node& node, ErrorList& errors) {
   auto key = one_of(node, errors, "permission");
   if (!key) return nullptr;
   MapReader r(node, errors);
-  Node v = *r.get(*key);
+  auto value = rule_value(r, *key, errors);
+  if (!value) return nullptr;
+  const Node& v = *value;
   if (*key == "any") return parse_any(v, errors);
   if (*key == "and_rules") return parse_set(v, "rules", true, parse_permission, errors);
   if (*key == "or_rules") return parse_set(v, "rules", false, parse_permission, errors);
@@ -183,7 +205,9 @@ std::unique_ptr<RbacMatcher> parse_principal(const Node& node, ErrorList& errors
   auto key = one_of(node, errors, "principal");
   if (!key) return nullptr;
   MapReader r(node, errors);
-  Node v = *r.get(*key);
+  auto value = rule_value(r, *key, errors);
+  if (!value) return nullptr;
+  const Node& v = *value;
   if (*key == "any") return parse_any(v, errors);
   if (*key == "and_ids") return parse_set(v, "ids", true, parse_principal, errors);
   if (*key == "or_ids") return parse_set(v, "ids", false, parse_principal, errors);
@@ -255,10 +279,16 @@ std::shared_ptr<const RbacEngine> parse_rbac(const Node& node, ErrorList& errors
         RbacEngine::Policy policy;
         policy.name = kv.first.Scalar();
         MapReader pr(policy_node, errors);
-        for (const Node& perm : pr.list("permissions", true)) {
+        auto permissions = pr.list("permissions", true);
+        auto principals = pr.list("principals", true);
+        for (const char* key : {"permissions", "principals"}) {
+          auto n = pr.get(key);
+          if (n && n->is_list() && n->yaml().size() == 0) errors.add(n->location(), n->path(), "must have at least one entry");
+        }
+        for (const Node& perm : permissions) {
           if (auto m = parse_permission(perm, errors)) policy.permissions.push_back(std::move(m));
         }
-        for (const Node& prin : pr.list("principals", true)) {
+        for (const Node& prin : principals) {
           if (auto m = parse_principal(prin, errors)) policy.principals.push_back(std::move(m));
         }
         if (auto c = pr.get("condition")) errors.add(c->location(), c->path(), "CEL conditions are not supported");

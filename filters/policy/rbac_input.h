@@ -19,6 +19,7 @@ struct IpAddress {
 // RbacInput is what RBAC rules look at for one connection (HTTP fields arrive with the HTTP
 // filters). Views are valid for the duration of one evaluation.
 struct RbacInput {
+  bool tls = false;                 // the connection is TLS
   bool authenticated = false;       // a verified peer certificate was presented
   std::string_view peer_spiffe_id;  // set when authenticated
   IpAddress direct_remote_ip;

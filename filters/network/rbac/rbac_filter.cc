@@ -12,6 +12,7 @@ RbacStats RbacStats::create(StatsStore& store, const std::string& stat_prefix) {
 
 RbacInput rbac_input_for(const ConnectionInfo& info) {
   RbacInput in;
+  in.tls = info.tls;
   in.authenticated = info.peer != nullptr;
   if (info.peer) in.peer_spiffe_id = info.peer->spiffe_id;
   in.direct_remote_ip = info.remote_ip;

@@ -39,7 +39,7 @@ INSTANTIATE_TEST_SUITE_P(
         MatchCase{"{suffix: /sa/web}", "web", false},
         MatchCase{"{contains: /ns/prod/}", "spiffe://example.org/ns/prod/sa/x", true},
         MatchCase{"{contains: /NS/PROD/, ignore_case: true}", "spiffe://example.org/ns/prod/sa/x", true},
-        MatchCase{"{contains: ''}", "anything", true},
+        MatchCase{"{exact: ''}", "", true},
         MatchCase{"{safe_regex: {regex: 'spiffe://example\\.org/ns/[a-z]+/sa/web'}}", "spiffe://example.org/ns/prod/sa/web", true},
         MatchCase{"{safe_regex: {regex: 'spiffe://example\\.org/ns/[a-z]+/sa/web'}}", "spiffe://example.org/ns/prod/sa/web/x", false},
         MatchCase{"{safe_regex: {regex: 'b'}}", "abc", false}));
@@ -55,6 +55,7 @@ TEST(StringMatcher, RejectsBadShapes) {
   EXPECT_EQ(first_error("{}"), "t.yaml:1:1: m: set one of exact, prefix, suffix, contains or safe_regex");
   EXPECT_EQ(first_error("{exact: a, prefix: b}"), "t.yaml:1:1: m: set only one of exact, prefix, suffix, contains or safe_regex");
   EXPECT_EQ(first_error("{safe_regex: {regex: '('}}"), "t.yaml:1:14: m.safe_regex.regex: invalid RE2 regex: missing ): (");
+  EXPECT_EQ(first_error("{contains: ''}"), "t.yaml:1:1: m.contains: must not be empty");
   EXPECT_EQ(first_error("{exact: a, typo: 1}"), "t.yaml:1:12: m.typo: unknown field 'typo'");
   EXPECT_EQ(first_error("{safe_regex: {regex: a}, ignore_case: true}"), "t.yaml:1:1: m.ignore_case: ignore_case has no effect on safe_regex");
 }

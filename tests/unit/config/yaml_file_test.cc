@@ -81,3 +81,20 @@ TEST(ErrorList, StopsGrowingAtTheCap) {
 
 }  // namespace
 }  // namespace portcullis::config
+
+namespace portcullis::config {
+namespace {
+
+TEST(LoadYamlText, RefusesAliasesBecauseTheyExpandWithoutBound) {
+  EXPECT_EQ(first_error("a: &x {b: [*x]}\n"), "c.yaml:1:12: YAML aliases (*name) are not supported: repeat the block instead");
+  std::string bomb = "l0: &a [x, x]\n";
+  for (int i = 1; i < 30; ++i) {
+    bomb += "l" + std::to_string(i) + ": &" + std::string(1, 'a' + i % 26) + std::to_string(i) + " [*" +
+            (i == 1 ? std::string("a") : std::string(1, 'a' + (i - 1) % 26) + std::to_string(i - 1)) + ", *" +
+            (i == 1 ? std::string("a") : std::string(1, 'a' + (i - 1) % 26) + std::to_string(i - 1)) + "]\n";
+  }
+  EXPECT_NE(first_error(bomb).find("YAML aliases (*name) are not supported"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace portcullis::config

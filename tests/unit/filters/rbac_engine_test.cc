@@ -34,6 +34,7 @@ TEST_P(RbacTable, DecidesAsEnvoy) {
     std::string sni = check["sni"] ? check["sni"].as<std::string>() : "";
     RbacInput in;
     in.authenticated = !id.empty();
+    in.tls = check["tls"] ? check["tls"].as<bool>() : in.authenticated;
     in.peer_spiffe_id = id;
     ASSERT_TRUE(in.direct_remote_ip.parse(check["remote"] ? check["remote"].as<std::string>() : "10.0.0.1"));
     in.remote_ip = in.direct_remote_ip;
@@ -71,6 +72,17 @@ TEST(RbacConfig, ReportsBadRulesWithLocations) {
             std::vector<std::string>{"r.yaml:1:37: rules.policies.p.permissions[0].any: any must be true"});
   EXPECT_EQ(errors_for("{policies: {p: {permissions: [{any: true}]}}}"),
             std::vector<std::string>{"r.yaml:1:16: rules.policies.p.principals: missing required field"});
+  // Empty lists and empty matchers would fail open; nulls and non-string rule names are errors.
+  EXPECT_EQ(errors_for("{policies: {p: {permissions: [], principals: [{any: true}]}}}"),
+            std::vector<std::string>{"r.yaml:1:30: rules.policies.p.permissions: must have at least one entry"});
+  EXPECT_EQ(errors_for("{policies: {p: {permissions: [{and_rules: {rules: []}}], principals: [{any: true}]}}}"),
+            std::vector<std::string>{"r.yaml:1:43: rules.policies.p.permissions[0].and_rules.rules: must have at least one entry"});
+  EXPECT_EQ(errors_for("{policies: {p: {permissions: [{any: true}], principals: [{authenticated: {principal_name: {prefix: ''}}}]}}}"),
+            std::vector<std::string>{"r.yaml:1:91: rules.policies.p.principals[0].authenticated.principal_name.prefix: must not be empty"});
+  EXPECT_EQ(errors_for("{policies: {p: {permissions: [{not_rule: }], principals: [{any: true}]}}}"),
+            std::vector<std::string>{"r.yaml:1:31: rules.policies.p.permissions[0].not_rule: rule 'not_rule' has no value"});
+  EXPECT_EQ(errors_for("{policies: {p: {permissions: [{? [x] : 1}], principals: [{any: true}]}}}"),
+            std::vector<std::string>{"r.yaml:1:31: rules.policies.p.permissions[0]: a permission's rule name must be a string"});
   EXPECT_EQ(errors_for("{policies: {p: {permissions: [{destination_ip: {address_prefix: nope, prefix_len: 8}}], principals: [{any: true}]}}}"),
             std::vector<std::string>{"r.yaml:1:48: rules.policies.p.permissions[0].destination_ip.address_prefix: 'nope' is not an IP address"});
 }

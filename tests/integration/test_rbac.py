@@ -119,8 +119,10 @@ class RbacBySpiffeIdTest(RbacTestCase):
         before = self.proxy.stats()
         for who in ("frontend", "intruder", "admin"):
             self.attempt("in", who, ALLOWED)
-        self.attempt("in", "none", DENIED)  # the enforced rules still apply
-        self.assertStatsDelta(self.proxy, before, {"in_rbac.rbac.allowed": 3, "in_rbac.rbac.denied": 1,
+        # Envoy: authenticated{} without principal_name matches every TLS connection, with or
+        # without a client certificate; a TLS client without one is allowed here too.
+        self.attempt("in", "none", ALLOWED)
+        self.assertStatsDelta(self.proxy, before, {"in_rbac.rbac.allowed": 4, "in_rbac.rbac.denied": 0,
                                                    "in_rbac.rbac.shadow_allowed": 1, "in_rbac.rbac.shadow_denied": 3})
         # Shadow rules alone never close anything.
         before = self.proxy.stats()
@@ -158,8 +160,10 @@ class RbacBySpiffeIdTest(RbacTestCase):
         expect = {  # frontend, admin, intruder, team_a_web, none
             "or_ids": (A, A, D, D, D),
             "and_ids": (A, A, D, A, D),
-            "unauthenticated": (D, D, D, D, A),
-            "authenticated": (A, A, A, A, D),
+            # authenticated{} matches any TLS connection (Envoy), so a TLS client without a
+            # certificate ("none") is "authenticated" too; name a principal to require an SVID.
+            "unauthenticated": (D, D, D, D, D),
+            "authenticated": (A, A, A, A, A),
             "prefix": (D, D, D, A, D),
             "regex": (A, A, D, D, D),
             "loopback": (A, A, A, A, A),

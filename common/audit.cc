@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -50,9 +51,33 @@ std::string format_audit_line(std::chrono::system_clock::time_point time, const 
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+namespace {
+
+// last_line returns the final line of an existing file (without its newline), or "".
+std::string last_line(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return "";
+  std::streamoff size = in.tellg();
+  std::streamoff start = std::max<std::streamoff>(0, size - 64 * 1024);  // records are far smaller
+  in.seekg(start);
+  std::string tail(static_cast<size_t>(size - start), '\0');
+  in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+  while (!tail.empty() && tail.back() == '\n') tail.pop_back();
+  size_t nl = tail.rfind('\n');
+  return nl == std::string::npos ? (start == 0 ? tail : "") : tail.substr(nl + 1);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<AuditLog>> AuditLog::create(std::vector<AuditSinkConfig> sinks, size_t queue_limit,
                                                    StatsStore& stats) {
   std::unique_ptr<AuditLog> log(new AuditLog(std::move(sinks), queue_limit, stats));
+  // A restarted sidecar appends to its old file: continue that file's chain rather than start anew.
+  for (const auto& sink : log->sinks_) {
+    if (sink.kind != AuditSinkConfig::Kind::kFile) continue;
+    if (std::string last = last_line(sink.path); !last.empty()) log->prev_hash_ = sha256_hex(last);
+    break;
+  }
   if (Status s = log->open_files(); !s.ok()) return s.error();
   log->writer_ = std::thread([raw = log.get()] { raw->run(); });
   return log;
@@ -122,7 +147,8 @@ void AuditLog::flush() {
   drained_.wait(lock, [this] { return (queue_.empty() && !busy_) || stopping_; });
 }
 
-void AuditLog::write_line(const std::string& line) {
+bool AuditLog::write_line(const std::string& line) {
+  bool ok = true;
   for (int fd : fds_) {
     const char* p = line.data();
     size_t left = line.size();
@@ -131,12 +157,14 @@ void AuditLog::write_line(const std::string& line) {
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         stats_.write_errors.inc();
+        ok = false;
         break;
       }
       p += n;
       left -= static_cast<size_t>(n);
     }
   }
+  return ok;
 }
 
 void AuditLog::run() {
@@ -167,8 +195,7 @@ void AuditLog::run() {
       out += line;
       out += '\n';
     }
-    write_line(out);
-    stats_.written.inc(batch.size());
+    if (write_line(out)) stats_.written.inc(batch.size());
     lock.lock();
     busy_ = false;
     if (queue_.empty()) drained_.notify_all();

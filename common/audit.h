@@ -69,13 +69,13 @@ class AuditLog {
   AuditLog(std::vector<AuditSinkConfig> sinks, size_t queue_limit, StatsStore& stats);
   Status open_files();
   void run();
-  void write_line(const std::string& line);
+  bool write_line(const std::string& line);
 
   std::vector<AuditSinkConfig> sinks_;
   std::vector<int> fds_;  // parallel to sinks_; owned by the writer thread after start
   size_t queue_limit_;
   AuditStats stats_;
-  std::string prev_hash_;
+  std::string prev_hash_;  // one chain: with several file sinks, the first file's tail seeds it
 
   std::mutex mu_;
   std::condition_variable cv_;

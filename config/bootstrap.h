@@ -69,9 +69,11 @@ struct AuditConfig {
   struct Sink {
     bool stdout_sink = false;
     std::string path;  // file sink
+    bool operator==(const Sink&) const = default;
   };
   std::vector<Sink> sinks;
   uint32_t queue_size = 65536;  // records buffered before new ones are dropped (and counted)
+  bool operator==(const AuditConfig&) const = default;
 };
 
 // Limits that Envoy reads from `layered_runtime` static layers, under Envoy's own key names:

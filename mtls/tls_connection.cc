@@ -125,10 +125,14 @@ TlsConnection::Io TlsConnection::write(const uint8_t* buf, size_t len, size_t* o
   return io == Io::kEof ? Io::kError : io;
 }
 
-void TlsConnection::close_notify() {
-  // The first SSL_shutdown only queues and flushes our close_notify; we never wait for the peer's.
-  SSL_shutdown(ssl_.get());
-  drain_ssl_errors();
+TlsConnection::Io TlsConnection::close_notify() {
+  // SSL_shutdown sends our close_notify and returns 0 without waiting for the peer's (we never
+  // do: the other direction may still be carrying data).
+  errno = 0;
+  int ret = SSL_shutdown(ssl_.get());
+  if (ret >= 0) return Io::kDone;
+  Io io = classify(ret, "close_notify");
+  return io == Io::kEof ? Io::kDone : io;
 }
 
 void TlsConnection::use_session_cache(ClientSessionCache* cache) {

@@ -38,8 +38,9 @@ class TlsConnection {
   // read/write move up to `len` bytes; *out_n says how many on kDone.
   Io read(uint8_t* buf, size_t len, size_t* out_n);
   Io write(const uint8_t* buf, size_t len, size_t* out_n);
-  // close_notify sends our close_notify (our half-close); reading may go on afterwards.
-  void close_notify();
+  // close_notify sends our close_notify (our half-close); reading may go on afterwards. kDone once
+  // it is on the wire; kWantWrite when the socket is full (call again when writable); kError.
+  Io close_notify();
   // use_session_cache makes a client offer the cached session and store the tickets the server
   // sends. The cache must outlive the connection (both live on one worker).
   void use_session_cache(ClientSessionCache* cache);

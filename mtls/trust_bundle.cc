@@ -100,6 +100,7 @@ Result<std::shared_ptr<const TrustBundle>> TrustBundle::from_spiffe_json(std::st
     if (x5c == key.end() || !x5c->is_array() || x5c->empty() || !(*x5c)[0].is_string()) continue;
     auto cert = parse_der_base64((*x5c)[0].get<std::string>());
     if (!cert.ok()) return cert.error();
+    if (X509_check_ca(cert->get()) == 0) return invalid("SPIFFE bundle for " + trust_domain + " holds a non-CA certificate");
     certs.push_back(std::move(cert.value()));
   }
   return std::make_shared<const TrustBundle>(std::move(trust_domain), std::move(certs), sequence);

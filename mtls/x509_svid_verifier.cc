@@ -12,6 +12,13 @@
 namespace portcullis::mtls {
 namespace {
 
+// Peer-controlled text (a SAN can be kilobytes) is cut before it reaches logs and audit records.
+std::string clip(std::string_view peer_text) {
+  constexpr size_t kMax = 256;
+  if (peer_text.size() <= kMax) return std::string(peer_text);
+  return std::string(peer_text.substr(0, kMax)) + "...(" + std::to_string(peer_text.size()) + " bytes)";
+}
+
 bool fail(SvidVerifyError* out, SvidRejection reason, std::string message) {
   *out = SvidVerifyError{reason, std::move(message)};
   return false;
@@ -142,15 +149,15 @@ bool verify_x509_svid(std::span<X509* const> chain, const TrustBundleSet& bundle
     return fail(out_error, SvidRejection::kMultipleUriSans, "leaf has " + std::to_string(uris.size()) + " URI SANs");
   }
   auto id = SpiffeId::parse(uris[0]);
-  if (!id.ok()) return fail(out_error, SvidRejection::kInvalidSpiffeId, "URI SAN '" + uris[0] + "': " + id.error().message);
+  if (!id.ok()) return fail(out_error, SvidRejection::kInvalidSpiffeId, "URI SAN '" + clip(uris[0]) + "': " + id.error().message);
   if (id->is_trust_domain_id()) {
-    return fail(out_error, SvidRejection::kNoWorkloadPath, id->str() + " names a trust domain, not a workload");
+    return fail(out_error, SvidRejection::kNoWorkloadPath, clip(id->str()) + " names a trust domain, not a workload");
   }
   if (!check_leaf(leaf, out_error)) return false;
   const TrustBundle* bundle = bundles.find(id->trust_domain());
   if (bundle == nullptr) {
     return fail(out_error, SvidRejection::kUnknownTrustDomain,
-                "no trust bundle for trust domain '" + std::string(id->trust_domain()) + "' of " + id->str());
+                "no trust bundle for trust domain '" + clip(id->trust_domain()) + "' of " + clip(id->str()));
   }
   time_t now = std::chrono::system_clock::to_time_t(options.now);
   int err = verify_chain_at(chain, *bundle, now);
@@ -161,7 +168,7 @@ bool verify_x509_svid(std::span<X509* const> chain, const TrustBundleSet& bundle
     if (verify_chain_at(chain, *bundle, now + options.clock_skew.count()) == X509_V_OK) err = X509_V_OK;
   }
   if (err != X509_V_OK) {
-    return fail(out_error, map_x509_error(err), id->str() + ": " + X509_verify_cert_error_string(err));
+    return fail(out_error, map_x509_error(err), clip(id->str()) + ": " + X509_verify_cert_error_string(err));
   }
   *out_identity = PeerIdentity{id->str(), std::string(id->trust_domain()), serial_hex(leaf), not_after_unix(leaf)};
   return true;

@@ -188,6 +188,9 @@ Status Server::reload() {
   Status result;
   if (!next) {
     result = make_error(ErrorCode::kInvalidArgument, errors.format());
+  } else if (next->bootstrap.audit != config_->bootstrap.audit) {
+    // The audit chain and its files belong to the process; changing them needs a restart.
+    result = make_error(ErrorCode::kFailedPrecondition, "the audit block cannot change on reload; restart to change it");
   } else {
     result = apply(std::move(next));
   }

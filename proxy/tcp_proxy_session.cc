@@ -98,6 +98,7 @@ void TcpProxySession::drive_handshake(Side& side) {
 void TcpProxySession::on_handshake_done(Side& side) {
   if (&side == &downstream_) {
     listener_->ssl_stats->handshake.inc();
+    if (side.tls->session_reused()) listener_->ssl_stats->session_reused.inc();
     run_filters_and_connect();
     return;
   }
@@ -186,7 +187,8 @@ void TcpProxySession::connect_next() {
 
 void TcpProxySession::on_connected(uint32_t attempt, const std::error_code& ec) {
   if (state_ != State::kConnecting || attempt != connect_attempts_) return;
-  if (ec) {
+  // The timer may have fired in the same loop turn as a successful connect: its close wins.
+  if (ec || connect_timed_out_ || !upstream_.socket.is_open()) {
     // Envoy counts a timed-out connect as a failed one too.
     cluster_.stats().upstream_cx_connect_fail.inc();
     spdlog::debug("cluster {}: connect attempt {} failed: {}", cluster_.name(), attempt,
@@ -265,7 +267,17 @@ void TcpProxySession::pump(Direction& d) {
 void TcpProxySession::finish_direction(Direction& d) {
   // Everything `from` sent is written: pass its end on (close_notify, then FIN).
   worker_.buffers().release(std::move(d.buffer));
-  if (d.to->tls) d.to->tls->close_notify();
+  if (d.to->tls && !d.close_notify_sent) {
+    Io io = d.to->tls->close_notify();
+    if (io == Io::kWantWrite || io == Io::kWantRead) {
+      auto what = io == Io::kWantWrite ? asio::ip::tcp::socket::wait_write : asio::ip::tcp::socket::wait_read;
+      d.to->socket.async_wait(what, [self = shared_from_this(), &d](const std::error_code& ec) {
+        if (!ec && self->state_ != State::kClosed) self->finish_direction(d);
+      });
+      return;
+    }
+    d.close_notify_sent = true;
+  }
   ::shutdown(d.to->fd(), SHUT_WR);
   d.done = true;
   if (downstream_to_upstream_.done && upstream_to_downstream_.done) close();
@@ -340,6 +352,7 @@ TcpProxySession::IoResult TcpProxySession::flush(Direction& d) {
     d.begin += static_cast<uint32_t>(n);
     count_bytes(d, n, false);
   }
+  last_activity_ = std::chrono::steady_clock::now();  // a peer still draining is not idle
   d.begin = d.end = 0;
   return IoResult::kProgress;
 }

@@ -60,6 +60,7 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession>, pu
     bool paused = false;              // waiting for `to` to drain
     bool read_wants_write = false;    // TLS: reading `from` needs it writable first
     bool write_wants_read = false;    // TLS: writing `to` needs it readable first
+    bool close_notify_sent = false;
     bool upstream_to_downstream = false;
   };
   enum class IoResult { kProgress, kBlocked, kError };

@@ -113,6 +113,23 @@ TEST(AuditLog, ReopenContinuesTheChainInTheNewFile) {
   ::unlink((path + ".1").c_str());
 }
 
+TEST(AuditLog, ARestartedWriterContinuesTheChainOfItsFile) {
+  std::string path = temp_path("restart");
+  ::unlink(path.c_str());
+  StatsStore stats;
+  for (int run = 0; run < 2; ++run) {
+    auto log = AuditLog::create({{AuditSinkConfig::Kind::kFile, path}}, 16, stats);
+    ASSERT_TRUE(log.ok());
+    (*log)->record(record(1, "allow"));
+    (*log)->record(record(2, "deny"));
+    (*log)->flush();
+  }
+  auto verified = verify_audit_chain(path);
+  ASSERT_TRUE(verified.ok()) << verified.error().message;
+  EXPECT_EQ(*verified, 4u);
+  ::unlink(path.c_str());
+}
+
 TEST(AuditLog, OpenFailureIsAnError) {
   StatsStore stats;
   auto log = AuditLog::create({{AuditSinkConfig::Kind::kFile, "/nonexistent-dir/audit.log"}}, 16, stats);

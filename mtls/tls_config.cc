@@ -1,5 +1,6 @@
 #include "mtls/tls_config.h"
 
+#include "config/yaml_file.h"
 #include "mtls/spiffe_id.h"
 
 namespace portcullis::mtls {
@@ -134,6 +135,35 @@ void parse_validation_context(const Node& node, TlsContextConfig& out, ErrorList
   }
 }
 
+std::optional<SdsFile> parse_sds_secret_config(const Node& node, ErrorList& errors) {
+  MapReader r(node, errors);
+  SdsFile out;
+  r.string("name", &out.name, true);
+  auto source = r.get("sds_config");
+  r.finish();
+  if (!source) {
+    errors.add(node.location(), node.path() + ".sds_config",
+               "an SDS secret without sds_config (the built-in identity) is not available yet; use path_config_source");
+    return std::nullopt;
+  }
+  MapReader sr(*source, errors);
+  std::string api_version;
+  sr.string("resource_api_version", &api_version);
+  std::chrono::nanoseconds initial_fetch_timeout{};
+  sr.duration("initial_fetch_timeout", &initial_fetch_timeout);  // files are read at once
+  if (auto pcs = sr.get("path_config_source")) {
+    MapReader pr(*pcs, errors);
+    pr.string("path", &out.path, true);
+    (void)pr.get("watched_directory");  // we watch the file's directory regardless
+  } else if (!sr.string("path", &out.path)) {
+    errors.add(source->location(), source->path(),
+               "only file-based SDS (path_config_source) is supported here; serve gRPC SDS with portcullis' own server");
+  }
+  sr.finish();
+  if (out.name.empty() || out.path.empty()) return std::nullopt;
+  return out;
+}
+
 void parse_common(const Node& node, TlsContextConfig& out, ErrorList& errors) {
   MapReader r(node, errors);
   if (auto p = r.get("tls_params")) parse_tls_params(*p, out, errors);
@@ -146,12 +176,17 @@ void parse_common(const Node& node, TlsContextConfig& out, ErrorList& errors) {
     if (auto chain = cr.get("certificate_chain", true)) out.certificate_chain = parse_data_source(*chain, errors);
     if (auto key = cr.get("private_key", true)) out.private_key = parse_data_source(*key, errors);
   }
-  if (auto sds = r.get("tls_certificate_sds_secret_configs")) {
-    errors.add(sds->location(), sds->path(), "SDS secret configs are not supported yet; use tls_certificates");
+  auto sds_certs = r.list("tls_certificate_sds_secret_configs");
+  if (sds_certs.size() + certs.size() > 1) {
+    errors.add(node.location(), node.path(), "set one certificate: tls_certificates or tls_certificate_sds_secret_configs");
   }
+  if (!sds_certs.empty()) out.certificate_sds = parse_sds_secret_config(sds_certs[0], errors);
   if (auto vc = r.get("validation_context")) parse_validation_context(*vc, out, errors);
+  if (auto vs = r.get("validation_context_sds_secret_config")) out.validation_sds = parse_sds_secret_config(*vs, errors);
   if (auto cvc = r.get("combined_validation_context")) {
-    errors.add(cvc->location(), cvc->path(), "combined_validation_context is not supported yet; use validation_context");
+    MapReader cr(*cvc, errors);
+    if (auto d = cr.get("default_validation_context", true)) parse_validation_context(*d, out, errors);
+    if (auto vs = cr.get("validation_context_sds_secret_config", true)) out.validation_sds = parse_sds_secret_config(*vs, errors);
   }
   for (const Node& a : r.list("alpn_protocols")) {
     if (auto s = config::read_string(a, errors)) {
@@ -188,7 +223,7 @@ std::optional<TlsContextConfig> parse_tls_transport_socket(const config::TypedEx
     r.string("sni", &out.sni);
   }
   r.finish();
-  if (downstream && (!out.certificate_chain || !out.private_key)) {
+  if (downstream && (!out.certificate_chain || !out.private_key) && !out.certificate_sds) {
     errors.add(ext.typed_config.location(), ext.typed_config.path() + ".common_tls_context.tls_certificates",
                "a server TLS context needs a certificate and key");
   }
@@ -202,6 +237,53 @@ std::optional<TlsContextConfig> parse_tls_transport_socket(const config::TypedEx
                "an upstream TLS context must verify the server (trusted_ca or the SPIFFE validator)");
   }
   if (errors.size() != before) return std::nullopt;
+  return out;
+}
+
+}  // namespace portcullis::mtls
+
+namespace portcullis::mtls {
+
+Result<TlsContextConfig> resolve_sds_files(const TlsContextConfig& config) {
+  if (!config.certificate_sds && !config.validation_sds) return config;
+  TlsContextConfig out = config;
+  ErrorList errors;
+  auto resolve = [&](const SdsFile& sds, bool certificate) {
+    auto root = config::load_yaml_file(sds.path, 4 * 1024 * 1024, errors);
+    if (!root) return;
+    MapReader r(*root, errors);
+    (void)r.get("version_info");
+    (void)r.get("type_url");
+    bool found = false;
+    for (const Node& res : r.list("resources", true)) {
+      MapReader rr(res, errors);
+      std::string type, name;
+      rr.string("@type", &type);
+      rr.string("name", &name);
+      // A Secret's other members are fine in the file; only the one we use is read.
+      for (const char* member : {"tls_certificate", "validation_context", "session_ticket_keys", "generic_secret"}) {
+        (void)rr.get(member);
+      }
+      if (name != sds.name) continue;
+      found = true;
+      if (!type.empty() && type != kSecretTypeUrl) {
+        errors.add(res.location(), res.path() + ".@type", "expected '" + std::string(kSecretTypeUrl) + "'");
+      }
+      if (certificate) {
+        auto tc = rr.get("tls_certificate", true);
+        if (!tc) continue;
+        MapReader cr(*tc, errors);
+        if (auto chain = cr.get("certificate_chain", true)) out.certificate_chain = parse_data_source(*chain, errors);
+        if (auto key = cr.get("private_key", true)) out.private_key = parse_data_source(*key, errors);
+      } else if (auto vc = rr.get("validation_context", true)) {
+        parse_validation_context(*vc, out, errors);
+      }
+    }
+    if (!found) errors.add(root->location(), "resources", "no secret named '" + sds.name + "'");
+  };
+  if (config.certificate_sds) resolve(*config.certificate_sds, true);
+  if (config.validation_sds) resolve(*config.validation_sds, false);
+  if (!errors.empty()) return make_error(ErrorCode::kInvalidArgument, "SDS file: " + errors.format());
   return out;
 }
 

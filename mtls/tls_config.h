@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/result.h"
 #include "config/bootstrap.h"
 #include "config/node.h"
 #include "config/string_matcher.h"
@@ -41,6 +42,15 @@ struct TrustDomainSource {
   DataSource bundle;  // PEM or SPIFFE bundle JSON
 };
 
+// SdsFile is an SdsSecretConfig whose secret is served from a file (Envoy's file-based SDS:
+// `sds_config: {path_config_source: {path}}`, a DiscoveryResponse in YAML or JSON).
+struct SdsFile {
+  std::string name;
+  std::string path;
+};
+
+inline constexpr std::string_view kSecretTypeUrl = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+
 // TlsContextConfig is a validated DownstreamTlsContext or UpstreamTlsContext.
 struct TlsContextConfig {
   bool server = false;
@@ -55,9 +65,16 @@ struct TlsContextConfig {
   std::vector<std::string> ecdh_curves = {"X25519", "P-256"};
   std::vector<std::string> alpn_protocols;
   std::string sni;
+  std::optional<SdsFile> certificate_sds;  // tls_certificate_sds_secret_configs
+  std::optional<SdsFile> validation_sds;   // validation_context_sds_secret_config (maybe combined)
 
-  bool verifies_peer() const { return trusted_ca.has_value() || !trust_domains.empty(); }
+  bool verifies_peer() const { return trusted_ca.has_value() || !trust_domains.empty() || validation_sds.has_value(); }
 };
+
+// resolve_sds_files reads the SDS files a config names and returns the config with their secrets
+// filled in (certificate and key sources; validation context merged with any default one). Errors
+// name the file, line and column.
+Result<TlsContextConfig> resolve_sds_files(const TlsContextConfig& config);
 
 // parse_tls_transport_socket validates a `transport_socket` entry named envoy.transport_sockets.tls
 // whose @type must be the Downstream (listeners) or Upstream (clusters) context. Every problem goes

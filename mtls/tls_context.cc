@@ -144,6 +144,8 @@ std::vector<std::string> TlsContext::watched_files() const {
   add(config_.private_key);
   add(config_.trusted_ca);
   for (const auto& td : config_.trust_domains) add(td.bundle);
+  if (source_config_.certificate_sds) out.push_back(source_config_.certificate_sds->path);
+  if (source_config_.validation_sds) out.push_back(source_config_.validation_sds->path);
   return out;
 }
 
@@ -153,7 +155,16 @@ int TlsContext::connection_ex_index() {
 }
 
 Result<std::shared_ptr<const TlsContext>> TlsContext::create(const TlsContextConfig& config) {
-  std::shared_ptr<TlsContext> ctx(new TlsContext(config));
+  auto effective = resolve_sds_files(config);
+  if (!effective.ok()) return effective.error();
+  std::shared_ptr<TlsContext> ctx(new TlsContext(config, std::move(effective.value())));
+  // An SDS file may change only matchers: its own text is part of what a rotation compares.
+  for (const auto* sds : {config.certificate_sds ? &*config.certificate_sds : nullptr,
+                          config.validation_sds ? &*config.validation_sds : nullptr}) {
+    if (sds == nullptr) continue;
+    auto text = read_data_source(DataSource{sds->path, ""});
+    if (text.ok()) ctx->sources_ += *text + '\0';
+  }
   ctx->ctx_.reset(SSL_CTX_new(TLS_method()));
   if (!ctx->ctx_) return tls_error("SSL_CTX_new");
   if (Status s = ctx->load_certificate(); !s.ok()) return s.error();
@@ -208,6 +219,10 @@ Status TlsContext::load_bundles() {
   }
   for (const auto& td : config_.trust_domains) {
     if (Status s = load(td.name, td.bundle); !s.ok()) return s;
+  }
+  if (config_.validation_sds && bundles_.size() == 0) {
+    return make_error(ErrorCode::kInvalidArgument, "SDS validation secret '" + config_.validation_sds->name +
+                                                       "' holds no trusted_ca or SPIFFE trust domains");
   }
   return {};
 }

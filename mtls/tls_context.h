@@ -38,7 +38,10 @@ class TlsContext {
 
   SSL_CTX* ssl_ctx() const { return ctx_.get(); }
   bool server() const { return config_.server; }
+  // config is the effective config (SDS files resolved); source_config is what the bootstrap said,
+  // which a rotation rebuilds from.
   const TlsContextConfig& config() const { return config_; }
+  const TlsContextConfig& source_config() const { return source_config_; }
   const std::vector<CertificateDetails>& certificates() const { return certificates_; }
   const TrustBundleSet& bundles() const { return bundles_; }
   // source_digest is the SHA-256 of every certificate, key and bundle text the context was built
@@ -54,11 +57,13 @@ class TlsContext {
   static int connection_ex_index();
 
  private:
-  explicit TlsContext(TlsContextConfig config) : config_(std::move(config)) {}
+  TlsContext(TlsContextConfig source, TlsContextConfig effective)
+      : source_config_(std::move(source)), config_(std::move(effective)) {}
   Status load_certificate();
   Status load_bundles();
   Status configure_ctx();
 
+  TlsContextConfig source_config_;
   TlsContextConfig config_;
   bssl::UniquePtr<SSL_CTX> ctx_;
   TrustBundleSet bundles_;

@@ -363,7 +363,7 @@ void Server::rotate_tls() {
   std::string errors;
   auto rebuild = [&](std::shared_ptr<const mtls::TlsContext>& slot, const std::string& what) {
     if (!slot) return;
-    auto fresh = mtls::TlsContext::create(slot->config());
+    auto fresh = mtls::TlsContext::create(slot->source_config());
     if (!fresh.ok()) {
       errors += (errors.empty() ? "" : "; ") + what + ": " + fresh.error().message;
       return;

@@ -1,5 +1,6 @@
 #include "proxy/server.h"
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 
@@ -318,6 +319,9 @@ namespace portcullis::proxy {
 namespace {
 // Editors and kubelet write several files one after another; wait for the burst to settle.
 constexpr std::chrono::milliseconds kRotationDebounce{100};
+// The watch is on whole directories, so writes to other files there (a log kept next to the
+// certificates) are events too: under steady traffic they would postpone a rotation forever.
+constexpr std::chrono::milliseconds kRotationMaxDelay{500};
 }  // namespace
 
 void Server::watch_tls_files() {
@@ -347,9 +351,13 @@ void Server::wait_tls_files() {
   tls_watch_fd_->async_wait(asio::posix::stream_descriptor::wait_read, [this](const std::error_code& ec) {
     if (ec || !tls_watcher_) return;
     if (tls_watcher_->drain()) {
-      rotate_timer_.expires_after(kRotationDebounce);
+      auto now = std::chrono::steady_clock::now();
+      if (!rotation_due_) rotation_due_ = now + kRotationMaxDelay;
+      rotate_timer_.expires_at(std::min(now + kRotationDebounce, *rotation_due_));
       rotate_timer_.async_wait([this](const std::error_code& e) {
-        if (!e && !stopped_) rotate_tls();
+        if (e) return;
+        rotation_due_.reset();
+        if (!stopped_) rotate_tls();
       });
     }
     wait_tls_files();

@@ -108,6 +108,8 @@ class Server {
   std::optional<config::FileWatcher> tls_watcher_;
   std::optional<asio::posix::stream_descriptor> tls_watch_fd_;
   asio::steady_timer rotate_timer_{main_io_};
+  // When file events keep coming, the rotation still runs by this time (see wait_tls_files).
+  std::optional<std::chrono::steady_clock::time_point> rotation_due_;
   std::string last_rotation_error_;
   std::vector<WorkerSlot> workers_;
   std::map<std::string, ActiveListener> listeners_;

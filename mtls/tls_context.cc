@@ -78,19 +78,6 @@ int on_new_session(SSL* ssl, SSL_SESSION* session) {
   return conn != nullptr && conn->store_session(session) ? 1 : 0;
 }
 
-std::vector<std::string> sans_of_type(X509* cert, int type) {
-  std::vector<std::string> out;
-  bssl::UniquePtr<GENERAL_NAMES> names(
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
-  if (!names) return out;
-  for (size_t i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
-    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
-    if (gn->type != type) continue;
-    const ASN1_IA5STRING* s = type == GEN_URI ? gn->d.uniformResourceIdentifier : gn->d.dNSName;
-    out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), ASN1_STRING_length(s));
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -117,8 +104,8 @@ CertificateDetails certificate_details(X509* cert, std::string path) {
     d.serial_number = hex.get();
     for (char& c : d.serial_number) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
-  d.uri_sans = sans_of_type(cert, GEN_URI);
-  d.dns_sans = sans_of_type(cert, GEN_DNS);
+  d.uri_sans = subject_alt_names(cert, GEN_URI);
+  d.dns_sans = subject_alt_names(cert, GEN_DNS);
   d.valid_from = asn1_time_to_unix(X509_get0_notBefore(cert));
   d.expiration_time = asn1_time_to_unix(X509_get0_notAfter(cert));
   return d;
@@ -271,7 +258,7 @@ bool TlsContext::verify_peer(std::span<X509* const> chain, PeerIdentity* out_ide
   for (const SanMatcher& m : config_.san_matchers) {
     if (m.type == SanMatcher::Type::kUri && m.matcher.matches(out_identity->spiffe_id)) return true;
     if (m.type == SanMatcher::Type::kDns) {
-      if (dns.empty()) dns = sans_of_type(chain[0], GEN_DNS);
+      if (dns.empty()) dns = subject_alt_names(chain[0], GEN_DNS);
       for (const auto& d : dns) {
         if (m.matcher.matches(d)) return true;
       }

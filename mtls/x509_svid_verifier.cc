@@ -24,21 +24,6 @@ bool fail(SvidVerifyError* out, SvidRejection reason, std::string message) {
   return false;
 }
 
-// uri_sans collects every URI entry of the subjectAltName extension.
-std::vector<std::string> uri_sans(X509* cert) {
-  std::vector<std::string> out;
-  bssl::UniquePtr<GENERAL_NAMES> names(
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
-  if (!names) return out;
-  for (size_t i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
-    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
-    if (gn->type != GEN_URI) continue;
-    const ASN1_IA5STRING* uri = gn->d.uniformResourceIdentifier;
-    out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)), ASN1_STRING_length(uri));
-  }
-  return out;
-}
-
 std::string serial_hex(X509* cert) {
   bssl::UniquePtr<BIGNUM> bn(ASN1_INTEGER_to_BN(X509_get_serialNumber(cert), nullptr));
   if (!bn) return "";
@@ -108,6 +93,20 @@ int verify_chain_at(std::span<X509* const> chain, const TrustBundle& bundle, tim
 
 }  // namespace
 
+std::vector<std::string> subject_alt_names(X509* cert, int type) {
+  std::vector<std::string> out;
+  bssl::UniquePtr<GENERAL_NAMES> names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+  if (!names) return out;
+  for (size_t i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
+    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
+    if (gn->type != type) continue;
+    const ASN1_IA5STRING* s = type == GEN_URI ? gn->d.uniformResourceIdentifier : gn->d.dNSName;
+    out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), ASN1_STRING_length(s));
+  }
+  return out;
+}
+
 const char* svid_rejection_name(SvidRejection r) {
   switch (r) {
     case SvidRejection::kNoCertificate: return "no_certificate";
@@ -130,7 +129,7 @@ const char* svid_rejection_name(SvidRejection r) {
 }
 
 Result<std::string> leaf_spiffe_id(X509* leaf) {
-  auto uris = uri_sans(leaf);
+  auto uris = subject_alt_names(leaf, GEN_URI);
   if (uris.size() != 1) return make_error(ErrorCode::kInvalidArgument, "certificate does not have exactly one URI SAN");
   auto id = SpiffeId::parse(uris[0]);
   if (!id.ok()) return id.error();
@@ -143,7 +142,7 @@ bool verify_x509_svid(std::span<X509* const> chain, const TrustBundleSet& bundle
     return fail(out_error, SvidRejection::kNoCertificate, "peer presented no certificate");
   }
   X509* leaf = chain[0];
-  auto uris = uri_sans(leaf);
+  auto uris = subject_alt_names(leaf, GEN_URI);
   if (uris.empty()) return fail(out_error, SvidRejection::kNoUriSan, "leaf has no URI SAN");
   if (uris.size() > 1) {
     return fail(out_error, SvidRejection::kMultipleUriSans, "leaf has " + std::to_string(uris.size()) + " URI SANs");

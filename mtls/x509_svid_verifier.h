@@ -5,6 +5,7 @@
 #include <chrono>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "mtls/peer_identity.h"
@@ -53,6 +54,9 @@ struct VerifyOptions {
 // On failure `*out_error` says why.
 bool verify_x509_svid(std::span<X509* const> chain, const TrustBundleSet& bundles, const VerifyOptions& options,
                       PeerIdentity* out_identity, SvidVerifyError* out_error);
+
+// subject_alt_names returns a certificate's SAN entries of one type (GEN_URI or GEN_DNS).
+std::vector<std::string> subject_alt_names(X509* cert, int type);
 
 // leaf_spiffe_id returns the SPIFFE ID in a certificate's single URI SAN, if it has exactly one
 // that parses. For our own certificates (/certs) and for callers that trust the chain already.

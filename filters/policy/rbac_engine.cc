@@ -158,20 +158,24 @@ std::optional<std::string> one_of(const Node& node, ErrorList& errors, const cha
   return key.Scalar();
 }
 
-// rule_value returns the value of a one-rule map, or reports that it is empty.
-std::optional<Node> rule_value(MapReader& r, const std::string& key, ErrorList& errors) {
-  auto v = r.get(key);
-  if (!v) errors.add(r.node().location(), r.node().path() + "." + key, "rule '" + key + "' has no value");
-  return v;
+// one_rule returns the single rule of a Permission/Principal map and its value, or reports why not.
+std::optional<std::pair<std::string, Node>> one_rule(const Node& node, ErrorList& errors, const char* what) {
+  auto key = one_of(node, errors, what);
+  if (!key) return std::nullopt;
+  MapReader r(node, errors);
+  auto v = r.get(*key);
+  if (!v) {
+    errors.add(node.location(), node.path() + "." + *key, "rule '" + *key + "' has no value");
+    return std::nullopt;
+  }
+  return std::pair<std::string, Node>{*key, *v};
 }
 
 std::unique_ptr<RbacMatcher> parse_permission(const Node& node, ErrorList& errors) {
-  auto key = one_of(node, errors, "permission");
-  if (!key) return nullptr;
-  MapReader r(node, errors);
-  auto value = rule_value(r, *key, errors);
-  if (!value) return nullptr;
-  const Node& v = *value;
+  auto rule = one_rule(node, errors, "permission");
+  if (!rule) return nullptr;
+  const std::string* key = &rule->first;
+  const Node& v = rule->second;
   if (*key == "any") return parse_any(v, errors);
   if (*key == "and_rules") return parse_set(v, "rules", true, parse_permission, errors);
   if (*key == "or_rules") return parse_set(v, "rules", false, parse_permission, errors);
@@ -202,12 +206,10 @@ std::unique_ptr<RbacMatcher> parse_permission(const Node& node, ErrorList& error
 }
 
 std::unique_ptr<RbacMatcher> parse_principal(const Node& node, ErrorList& errors) {
-  auto key = one_of(node, errors, "principal");
-  if (!key) return nullptr;
-  MapReader r(node, errors);
-  auto value = rule_value(r, *key, errors);
-  if (!value) return nullptr;
-  const Node& v = *value;
+  auto rule = one_rule(node, errors, "principal");
+  if (!rule) return nullptr;
+  const std::string* key = &rule->first;
+  const Node& v = rule->second;
   if (*key == "any") return parse_any(v, errors);
   if (*key == "and_ids") return parse_set(v, "ids", true, parse_principal, errors);
   if (*key == "or_ids") return parse_set(v, "ids", false, parse_principal, errors);

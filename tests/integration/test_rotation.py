@@ -48,6 +48,18 @@ class RotationTestCase(TlsTestCase):
         super().setUp()
         self.files = tempfile.mkdtemp(prefix="portcullis-it-rotation-")
         self.addCleanup(shutil.rmtree, self.files, True)
+        self.rename_gaps = []
+
+    def rotate(self, cert_dir, leaf):
+        self.rename_gaps.append(cert_dir.rotate(leaf))
+
+    def assertNoRotationFailure(self, proxy):
+        """No tls_rotation_failure, except one per rotation whose key rename came more than the
+        100 ms debounce after its cert rename (this thread descheduled on a loaded machine):
+        then the proxy really did see the new cert with the old key, and kept the old pair."""
+        slow = sum(1 for g in self.rename_gaps if g >= 0.09)
+        self.assertLessEqual(proxy.stat("server.tls_rotation_failure"), slow,
+                             "rotation failures (gaps between cert and key renames: %r)" % self.rename_gaps)
 
     def bundle_file(self, name, *authorities):
         """A trust bundle file in its own directory (so it is watched on its own)."""
@@ -168,7 +180,7 @@ class HitlessRotationTest(RotationTestCase):
             live.append((self.live_connection(ports[name]), name))
             serial = leaf_serial(leaf)
             if name == "files":
-                files.rotate(leaf)
+                self.rotate(files, leaf)
             else:
                 kube.swap(leaf)
             changed_at = time.monotonic()
@@ -202,9 +214,8 @@ class HitlessRotationTest(RotationTestCase):
         self.assertServing(proxy, ports["kube"], kube, leaf_serial(kube_leaves[-1]))
         stats = proxy.stats()
         self.assertEqual(stats["server.tls_rotation_success"], len(plan))
-        # A rename of the cert, then of the key, is one change once debounced: a failure here
-        # would mean the proxy read the new cert with the old key.
-        self.assertEqual(stats["server.tls_rotation_failure"], 0)
+        # A rename of the cert, then of the key, is one change once debounced.
+        self.assertNoRotationFailure(proxy)
         for name in ports:
             self.assertEqual(stats[proxy.listener_stat_prefix(name) + "ssl.connection_error"], 0)
 
@@ -213,7 +224,7 @@ class HitlessRotationTest(RotationTestCase):
         first, second = self.ca.leaf(INBOUND, name="certs-1"), self.ca.leaf(INBOUND, name="certs-2", days=3)
         files = CertDir(self.files, "server", first)
         proxy = self.start_inbound([self.mtls_listener("in", files)])
-        files.rotate(second)
+        self.rotate(files, second)
         harness.wait_until(lambda: tls_files.chain_serials(proxy).get(files.cert) == leaf_serial(second), 10,
                            what="/certs to show the rotated certificate")
         contexts = tls_files.certs(proxy)
@@ -248,17 +259,17 @@ class RotationAfterReloadTest(RotationTestCase):
         proxy.wait_stat("server.config_reload_success", 1)
         self.assertServing(proxy, port, dir_b, leaf_serial(b[0]))
 
-        dir_b.rotate(b[1])
+        self.rotate(dir_b, b[1])
         self.assertLessEqual(self.wait_for_serial(port, leaf_serial(b[1]), time.monotonic()), ROTATION_DEADLINE_S)
         proxy.wait_stat("server.tls_rotation_success", 1)
         # A change in the old directory, no longer named by the config, changes nothing.
-        dir_a.rotate(a[1])
-        dir_b.rotate(b[2])
+        self.rotate(dir_a, a[1])
+        self.rotate(dir_b, b[2])
         self.wait_for_serial(port, leaf_serial(b[2]), time.monotonic())
         proxy.wait_stat("server.tls_rotation_success", 2)
         self.assertEqual(tls_files.chain_serials(proxy), {dir_b.cert: leaf_serial(b[2])})
         harness.echo_roundtrip(live, b"made before the reload and both rotations")
-        self.assertEqual(proxy.stat("server.tls_rotation_failure"), 0)
+        self.assertNoRotationFailure(proxy)
 
 
 class BusyDirectoryTest(RotationTestCase):
@@ -290,7 +301,7 @@ class BusyDirectoryTest(RotationTestCase):
         harness.wait_until(lambda: proxy.stat("audit.written") >= 20 or load.failures, 10,
                            what="traffic writing the audit log")
 
-        files.rotate(new)
+        self.rotate(files, new)
         delay = self.wait_for_serial(port, leaf_serial(new), time.monotonic())
         self.assertLessEqual(delay, ROTATION_DEADLINE_S, "rotation postponed by unrelated writes")
         load.stop()
@@ -307,9 +318,12 @@ class BrokenMaterialTest(RotationTestCase):
         rotation."""
         old, new = self.ca.leaf(INBOUND, name="old"), self.ca.leaf(INBOUND, name="new")
         files = CertDir(self.files, "server", old)
-        # A second listener whose rotations prove the proxy has handled the events before them.
-        sentinel = CertDir(self.files, "sentinel", self.ca.leaf(INBOUND, name="sentinel-0"))
-        proxy = self.start_inbound([self.mtls_listener("in", files), self.mtls_listener("sentinel", sentinel)])
+        # A second listener whose trust bundle rotations (one rename each, so they cannot fail)
+        # prove the proxy has handled the file events before them.
+        sentinel = CertDir(self.files, "sentinel", self.ca.leaf(INBOUND, name="sentinel"))
+        sentinel_bundle = self.bundle_file("sentinel-bundle", self.ca)
+        proxy = self.start_inbound([self.mtls_listener("in", files),
+                                    self.mtls_listener("sentinel", sentinel, bundle=sentinel_bundle)])
         port = proxy.listener_port("in")
         live = self.live_connection(port)
         self.assertServing(proxy, port, files, leaf_serial(old))
@@ -320,7 +334,8 @@ class BrokenMaterialTest(RotationTestCase):
             the rewrite has been seen too, and must not have been counted again."""
             rewrite()
             sentinel_rotations[0] += 1
-            sentinel.rotate(self.ca.leaf(INBOUND, name="sentinel-%d" % sentinel_rotations[0]))
+            authorities = (self.ca, self.other_ca) if sentinel_rotations[0] % 2 else (self.ca,)
+            tls_files.replace_file(sentinel_bundle, "".join(tls_files.read(a.cert) for a in authorities))
             proxy.wait_stat("server.tls_rotation_success", sentinel_rotations[0])
 
         garbage = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
@@ -465,7 +480,7 @@ class UpstreamRotationTest(RotationTestCase):
         self.assertEqual([r["cert_serial"] for r in allow_records()], [leaf_serial(first)] * 2)
         self.assertGreater(outbound.stat("cluster.mesh.ssl.session_reused"), 0)
 
-        client_dir.rotate(second)
+        self.rotate(client_dir, second)
         outbound.wait_stat("server.tls_rotation_success", 1)
         self.assertEqual(tls_files.chain_serials(outbound)[client_dir.cert], leaf_serial(second))
         for i in range(3):
@@ -475,7 +490,7 @@ class UpstreamRotationTest(RotationTestCase):
         self.assertEqual([r["cert_serial"] for r in records[2:]], [leaf_serial(second)] * 3)
         self.assertEqual({r["peer_spiffe_id"] for r in records}, {FRONTEND})
         harness.echo_roundtrip(live, b"the upstream connection from before the rotation")
-        self.assertEqual(outbound.stat("server.tls_rotation_failure"), 0)
+        self.assertNoRotationFailure(outbound)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import ssl
+import time
 
 import harness
 
@@ -140,9 +141,14 @@ class CertDir:
         self.rotate(leaf)
 
     def rotate(self, leaf):
-        """cert-manager / an operator's script: rename the new cert in, then the new key."""
-        self.replace_cert(read(leaf.cert))
-        self.replace_key(read(leaf.key))
+        """cert-manager / an operator's script: rename the new cert in, then the new key.
+        Returns the seconds between the two renames (on a loaded machine this thread can be
+        descheduled in between, and a gap past the proxy's debounce is a real mismatch)."""
+        cert, key = read(leaf.cert), read(leaf.key)
+        self.replace_cert(cert)
+        renamed = time.monotonic()
+        self.replace_key(key)
+        return time.monotonic() - renamed
 
     def replace_cert(self, data):
         replace_file(self.cert, data)

@@ -61,6 +61,14 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession>, pu
     bool read_wants_write = false;    // TLS: reading `from` needs it writable first
     bool write_wants_read = false;    // TLS: writing `to` needs it readable first
     bool close_notify_sent = false;
+    bool drained = false;             // plain: the last read was short, the socket's queue is empty
+    // Bulk mode (both sides plaintext): once a read fills the whole buffer, this direction moves
+    // bytes with splice(2) through a pipe instead of recv/send through the buffer.
+    bool splicing = false;
+    int pipe_r = -1;
+    int pipe_w = -1;
+    uint32_t pipe_bytes = 0;          // spliced in, not yet spliced out
+    bool pending() const { return begin < end || pipe_bytes > 0; }
     bool upstream_to_downstream = false;
   };
   enum class IoResult { kProgress, kBlocked, kError };

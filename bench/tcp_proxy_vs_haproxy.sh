@@ -65,6 +65,7 @@ PORT_BASE=${BENCH_PORT_BASE:-25000}
 READY_TIMEOUT=${BENCH_READY_TIMEOUT:-10}
 QUIET_BUSY=${BENCH_QUIET_BUSY:-25}
 CMDLINE="$0 $*"
+for v in BENCH_PROXY_CPUS BENCH_LOADGEN_CPUS BENCH_PORT_BASE; do [[ -n ${!v:-} ]] && CMDLINE="$v=${!v} $CMDLINE"; done
 while (($#)); do
   case $1 in
     -r|--reps) REPS=${2:?$1 needs a value}; shift 2 ;;

@@ -409,7 +409,10 @@ m_bulk() {
   for n in 1 4; do
     f=$WORK/out/$tag-P$n.json
     [[ $sys != direct ]] && t0=$(cpu_ticks "$PROXY_PID")
+    k0=$(ksoftirqd_ticks)
     timeout $((BULK_T + 30)) "${LOADGEN_PFX[@]}" iperf3 -c 127.0.0.1 -p "$target" -t "$BULK_T" -P "$n" -J >"$f" 2>&1
+    k1=$(ksoftirqd_ticks)
+    rec "bulk${n}_ksoftirqd_s" "$(python3 -c "print(($k1 - $k0) / $HZ)")"
     if [[ $sys != direct ]]; then
       t1=$(cpu_ticks "$PROXY_PID")
       alive "$PROXY_PID" || { rec "bulk${n}_error" "the proxy exited during the run"; break; }
@@ -425,7 +428,10 @@ run_wrk() { # PREFIX TARGET_PORT CONNS DURATION
   local prefix=$1 port=$2 c=$3 t=$4 f t0=0 t1=0
   f=$WORK/out/$CUR-$prefix-r$REP.txt
   [[ $CUR != direct ]] && t0=$(cpu_ticks "$PROXY_PID")
+  k0=$(ksoftirqd_ticks)
   timeout $((t + 30)) "${LOADGEN_PFX[@]}" wrk -t1 -c"$c" -d"${t}s" --latency "http://127.0.0.1:$port/" >"$f" 2>&1
+  k1=$(ksoftirqd_ticks)
+  rec "${prefix}_ksoftirqd_s" "$(python3 -c "print(($k1 - $k0) / $HZ)")"
   if [[ $CUR != direct ]]; then
     t1=$(cpu_ticks "$PROXY_PID")
     alive "$PROXY_PID" || { rec "${prefix}_error" "the proxy exited during the run"; return; }

@@ -403,7 +403,7 @@ check_system() {
 
 # ---------------------------------------------------------------- metrics
 m_bulk() {
-  local sys=$1 target n f t0=0 t1=0 tag=$1-bulk-r$REP
+  local sys=$1 target n f t0=0 t1=0 k0 k1 tag=$1-bulk-r$REP
   if [[ $sys == direct ]]; then target=$IPERF_PORT
   else start_proxy "$sys" "$IPERF_PORT" "$tag" || { rec bulk1_error "proxy failed to start"; return; }; target=$PROXY_PORT; fi
   for n in 1 4; do
@@ -425,7 +425,7 @@ m_bulk() {
 }
 
 run_wrk() { # PREFIX TARGET_PORT CONNS DURATION
-  local prefix=$1 port=$2 c=$3 t=$4 f t0=0 t1=0
+  local prefix=$1 port=$2 c=$3 t=$4 f t0=0 t1=0 k0 k1
   f=$WORK/out/$CUR-$prefix-r$REP.txt
   [[ $CUR != direct ]] && t0=$(cpu_ticks "$PROXY_PID")
   k0=$(ksoftirqd_ticks)

@@ -300,10 +300,7 @@ void TcpProxySession::finish_direction(Direction& d) {
 }
 
 TcpProxySession::IoResult TcpProxySession::read_some(Direction& d) {
-  if (!d.buffer) {
-    uint32_t size = d.upstream_to_downstream ? cluster_.buffer_limit_bytes() : listener_->buffer_limit_bytes;
-    d.buffer = worker_.buffers().acquire(size);
-  }
+  if (!d.buffer && !d.splicing) d.buffer = worker_.buffers().acquire(buffer_limit(d));
   d.begin = d.end = 0;
   IoResult r = d.from->tls ? read_tls(d) : read_plain(d);
   if (r == IoResult::kProgress) last_activity_ = std::chrono::steady_clock::now();
@@ -311,47 +308,37 @@ TcpProxySession::IoResult TcpProxySession::read_some(Direction& d) {
 }
 
 TcpProxySession::IoResult TcpProxySession::read_plain(Direction& d) {
-  while (d.splicing) {
-    const uint32_t want = std::min(d.buffer.size, kReadChunk);
-    ssize_t n = ::splice(d.from->fd(), nullptr, d.pipe_w, nullptr, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    if (n > 0) {
-      d.pipe_bytes = static_cast<uint32_t>(n);
-      d.drained = static_cast<uint32_t>(n) < want;
-      count_bytes(d, static_cast<size_t>(n), true);
-      return IoResult::kProgress;
-    }
-    if (n == 0) {
-      d.eof = true;
-      return IoResult::kProgress;
-    }
-    if (errno == EINTR) continue;
-    return would_block(errno) ? IoResult::kBlocked : IoResult::kError;  // the pipe is empty here
-  }
   for (;;) {
-    ssize_t n = ::recv(d.from->fd(), d.buffer.data.get(), d.buffer.size, 0);
-    if (n > 0) {
-      d.end = static_cast<uint32_t>(n);
-      d.drained = static_cast<uint32_t>(n) < d.buffer.size;
-      if (!d.drained && !d.to->tls) {
-        // A full buffer: a bulk transfer. Splice from the next read on (no user-space copies).
-        int fds[2];
-        if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) {
-          d.pipe_r = fds[0];
-          d.pipe_w = fds[1];
-          ::fcntl(d.pipe_w, F_SETPIPE_SZ, static_cast<int>(d.buffer.size) * 4);
-          d.splicing = true;
-        }
-      }
-      count_bytes(d, static_cast<size_t>(n), true);
-      return IoResult::kProgress;
-    }
+    // Spliced reads go socket -> pipe -> socket without touching user space; the first read of a
+    // direction goes through the buffer and switches to splicing when it fills it (bulk).
+    const uint32_t want = d.splicing ? std::min(buffer_limit(d), kReadChunk) : d.buffer.size;
+    ssize_t n = d.splicing ? ::splice(d.from->fd(), nullptr, d.pipe_w, nullptr, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                           : ::recv(d.from->fd(), d.buffer.data.get(), want, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return would_block(errno) ? IoResult::kBlocked : IoResult::kError;  // the pipe is empty here
     if (n == 0) {
       d.eof = true;
       return IoResult::kProgress;
     }
-    if (errno == EINTR) continue;
-    return would_block(errno) ? IoResult::kBlocked : IoResult::kError;
+    (d.splicing ? d.pipe_bytes : d.end) = static_cast<uint32_t>(n);
+    d.drained = static_cast<uint32_t>(n) < want;
+    if (!d.splicing && !d.drained && !d.to->tls) start_splicing(d);
+    count_bytes(d, static_cast<size_t>(n), true);
+    return IoResult::kProgress;
   }
+}
+
+void TcpProxySession::start_splicing(Direction& d) {
+  int fds[2];
+  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return;  // no fds to spare: keep copying
+  d.pipe_r = fds[0];
+  d.pipe_w = fds[1];
+  ::fcntl(d.pipe_w, F_SETPIPE_SZ, static_cast<int>(buffer_limit(d)) * 4);
+  d.splicing = true;
+}
+
+uint32_t TcpProxySession::buffer_limit(const Direction& d) const {
+  return d.upstream_to_downstream ? cluster_.buffer_limit_bytes() : listener_->buffer_limit_bytes;
 }
 
 TcpProxySession::IoResult TcpProxySession::read_tls(Direction& d) {

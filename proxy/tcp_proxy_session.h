@@ -87,6 +87,8 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession>, pu
   void pump(Direction& d);
   IoResult read_some(Direction& d);
   IoResult read_plain(Direction& d);
+  void start_splicing(Direction& d);
+  uint32_t buffer_limit(const Direction& d) const;
   IoResult read_tls(Direction& d);
   IoResult flush(Direction& d);
   void finish_direction(Direction& d);

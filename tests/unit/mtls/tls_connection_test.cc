@@ -8,26 +8,17 @@
 #include <gtest/gtest.h>
 
 #include "mtls/cert_minter.h"
+#include "tests/unit/mtls/test_certs.h"
 
 namespace portcullis::mtls {
 namespace {
 
 using namespace std::chrono_literals;
 
-MintedCert must(Result<MintedCert> r) {
-  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
-  return std::move(r.value());
-}
+using testing::ca_spec;
+using testing::must;
 
-MintedCert make_ca(const std::string& td) {
-  CertSpec s;
-  s.common_name = td + " root";
-  s.uri_sans = {"spiffe://" + td};
-  s.is_ca = true;
-  s.key_usage = kKuKeyCertSign | kKuCrlSign;
-  s.server_auth = s.client_auth = false;
-  return must(mint_certificate(s, nullptr));
-}
+MintedCert make_ca(const std::string& td) { return must(mint_certificate(ca_spec(td + " root", td), nullptr)); }
 
 MintedCert make_leaf(const std::string& id, const MintedCert& ca) {
   CertSpec s;

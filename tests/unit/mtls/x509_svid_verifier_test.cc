@@ -7,27 +7,15 @@
 #include <gtest/gtest.h>
 
 #include "mtls/cert_minter.h"
+#include "tests/unit/mtls/test_certs.h"
 
 namespace portcullis::mtls {
 namespace {
 
 using namespace std::chrono_literals;
 
-MintedCert must(Result<MintedCert> r) {
-  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
-  return std::move(r.value());
-}
-
-CertSpec ca_spec(const std::string& cn, const std::string& td) {
-  CertSpec s;
-  s.common_name = cn;
-  s.uri_sans = {"spiffe://" + td};
-  s.is_ca = true;
-  s.key_usage = kKuKeyCertSign | kKuCrlSign;
-  s.server_auth = s.client_auth = false;
-  s.not_after = std::chrono::system_clock::now() + 24h;
-  return s;
-}
+using testing::ca_spec;
+using testing::must;
 
 CertSpec leaf_spec(const std::string& id) {
   CertSpec s;

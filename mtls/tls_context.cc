@@ -2,6 +2,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/pem.h>
+#include <openssl/pool.h>
 #include <openssl/x509v3.h>
 
 #include <fstream>
@@ -19,6 +20,23 @@ constexpr size_t kMaxDataSourceBytes = 4 * 1024 * 1024;
 Error tls_error(const std::string& what) {
   std::string detail = drain_ssl_errors();
   return make_error(ErrorCode::kInvalidArgument, detail.empty() ? what : what + ": " + detail);
+}
+
+// One process-wide pool: every connection from the same peer shares one copy of its certificates in
+// its session instead of holding its own (the pool must outlive every SSL_CTX, so it is never freed).
+CRYPTO_BUFFER_POOL* certificate_pool() {
+  static CRYPTO_BUFFER_POOL* pool = CRYPTO_BUFFER_POOL_new();
+  return pool;
+}
+
+Result<bssl::UniquePtr<CRYPTO_BUFFER>> to_buffer(X509* cert) {
+  uint8_t* der = nullptr;
+  int len = i2d_X509(cert, &der);
+  if (len <= 0) return tls_error("encoding certificate");
+  bssl::UniquePtr<uint8_t> owned(der);
+  bssl::UniquePtr<CRYPTO_BUFFER> buf(CRYPTO_BUFFER_new(der, static_cast<size_t>(len), certificate_pool()));
+  if (!buf) return tls_error("CRYPTO_BUFFER_new");
+  return buf;
 }
 
 int64_t asn1_time_to_unix(const ASN1_TIME* t) {
@@ -152,8 +170,11 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::create(const TlsContextCon
     auto text = read_data_source(DataSource{sds->path, ""});
     if (text.ok()) ctx->sources_ += *text + '\0';
   }
-  ctx->ctx_.reset(SSL_CTX_new(TLS_method()));
+  // The buffers method keeps peer certificates as DER only: we verify them ourselves, and a parsed X509
+  // kept in every session would cost several KiB per idle connection.
+  ctx->ctx_.reset(SSL_CTX_new(TLS_with_buffers_method()));
   if (!ctx->ctx_) return tls_error("SSL_CTX_new");
+  SSL_CTX_set0_buffer_pool(ctx->ctx_.get(), certificate_pool());
   if (Status s = ctx->load_certificate(); !s.ok()) return s.error();
   if (Status s = ctx->load_bundles(); !s.ok()) return s.error();
   if (Status s = ctx->configure_ctx(); !s.ok()) return s.error();
@@ -176,11 +197,16 @@ Status TlsContext::load_certificate() {
   bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(key_pem->data(), static_cast<int>(key_pem->size())));
   bssl::UniquePtr<EVP_PKEY> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!key) return tls_error(config_.private_key->describe() + ": no usable PEM private key");
-  if (!SSL_CTX_use_certificate(ctx_.get(), (*certs)[0].get())) return tls_error("loading certificate");
-  for (size_t i = 1; i < certs->size(); ++i) {
-    if (!SSL_CTX_add1_chain_cert(ctx_.get(), (*certs)[i].get())) return tls_error("loading certificate chain");
+  std::vector<bssl::UniquePtr<CRYPTO_BUFFER>> buffers;
+  std::vector<CRYPTO_BUFFER*> chain;
+  for (const auto& cert : *certs) {
+    auto buf = to_buffer(cert.get());
+    if (!buf.ok()) return buf.error();
+    chain.push_back(buf->get());
+    buffers.push_back(std::move(buf.value()));
   }
-  if (!SSL_CTX_use_PrivateKey(ctx_.get(), key.get()) || !SSL_CTX_check_private_key(ctx_.get())) {
+  if (!SSL_CTX_set_chain_and_key(ctx_.get(), chain.data(), chain.size(), key.get(), nullptr) ||
+      !SSL_CTX_check_private_key(ctx_.get())) {
     return tls_error("private key " + config_.private_key->describe() + " does not match certificate " +
                      config_.certificate_chain->describe());
   }

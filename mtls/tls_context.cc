@@ -133,9 +133,13 @@ Result<std::string> read_data_source(const DataSource& source) {
   if (!source.is_file()) return source.inline_string;
   std::ifstream in(source.filename, std::ios::binary);
   if (!in) return make_error(ErrorCode::kIo, "cannot read " + source.filename);
-  std::string text(kMaxDataSourceBytes + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<size_t>(in.gcount()));
+  // Read in small steps: a certificate is a few KiB, and sizing the string for the limit up front
+  // made every (re)load touch 4 MiB.
+  std::string text;
+  char chunk[16384];
+  while (text.size() <= kMaxDataSourceBytes && in.read(chunk, sizeof(chunk)).gcount() > 0) {
+    text.append(chunk, static_cast<size_t>(in.gcount()));
+  }
   if (text.size() > kMaxDataSourceBytes) return make_error(ErrorCode::kInvalidArgument, source.filename + " is larger than 4 MiB");
   return text;
 }

@@ -10,31 +10,39 @@
 #include "mtls/ssl_error.h"
 
 namespace portcullis::mtls {
+namespace {
+
+// One batch: four full records, enough that the kernel sees large sends.
+constexpr size_t kMaxBatchPlaintext = 64 * 1024;
+
+}  // namespace
+
 
 Result<std::unique_ptr<TlsConnection>> TlsConnection::create(std::shared_ptr<const TlsContext> context, int fd,
                                                              const std::string& sni) {
-  bssl::UniquePtr<SSL> ssl(SSL_new(context->ssl_ctx()));
-  if (!ssl || !SSL_set_fd(ssl.get(), fd)) {
-    return make_error(ErrorCode::kInternal, "SSL_new: " + drain_ssl_errors());
-  }
+  std::unique_ptr<TlsConnection> conn(new TlsConnection(std::move(context), fd));
+  SSL* ssl = conn->ssl_.get();
+  bssl::UniquePtr<BIO> bio = conn->socket_bio_.new_bio();
+  if (ssl == nullptr || !bio) return make_error(ErrorCode::kInternal, "SSL_new: " + drain_ssl_errors());
+  BIO* b = bio.release();
+  SSL_set_bio(ssl, b, b);  // one reference serves as both: SSL_set_bio takes it
   // After the handshake the connection needs none of the handshake configuration (certificates,
   // curves, ALPN list): freeing it is a large part of what an idle connection costs.
-  SSL_set_shed_handshake_config(ssl.get(), 1);
-  if (context->server()) {
-    SSL_set_accept_state(ssl.get());
+  SSL_set_shed_handshake_config(ssl, 1);
+  if (conn->context_->server()) {
+    SSL_set_accept_state(ssl);
   } else {
-    SSL_set_connect_state(ssl.get());
-    if (!sni.empty() && !SSL_set_tlsext_host_name(ssl.get(), sni.c_str())) {
+    SSL_set_connect_state(ssl);
+    if (!sni.empty() && !SSL_set_tlsext_host_name(ssl, sni.c_str())) {
       return make_error(ErrorCode::kInvalidArgument, "bad SNI '" + sni + "': " + drain_ssl_errors());
     }
   }
-  std::unique_ptr<TlsConnection> conn(new TlsConnection(std::move(context), std::move(ssl)));
-  SSL_set_ex_data(conn->ssl_.get(), TlsContext::connection_ex_index(), conn.get());
+  SSL_set_ex_data(ssl, TlsContext::connection_ex_index(), conn.get());
   return conn;
 }
 
-TlsConnection::TlsConnection(std::shared_ptr<const TlsContext> context, bssl::UniquePtr<SSL> ssl)
-    : context_(std::move(context)), ssl_(std::move(ssl)) {}
+TlsConnection::TlsConnection(std::shared_ptr<const TlsContext> context, int fd)
+    : context_(std::move(context)), socket_bio_(fd), ssl_(SSL_new(context_->ssl_ctx())) {}
 
 TlsConnection::~TlsConnection() = default;
 
@@ -118,14 +126,41 @@ TlsConnection::Io TlsConnection::read(uint8_t* buf, size_t len, size_t* out_n) {
 }
 
 TlsConnection::Io TlsConnection::write(const uint8_t* buf, size_t len, size_t* out_n) {
-  errno = 0;
-  int ret = SSL_write(ssl_.get(), buf, static_cast<int>(std::min<size_t>(len, INT_MAX)));
-  if (ret > 0) {
-    *out_n = static_cast<size_t>(ret);
+  if (Io io = flush_output(); io != Io::kDone) return io;
+  if (len == 0) {
+    *out_n = 0;
     return Io::kDone;
   }
+  // SSL_write seals one record per call (partial-write mode); gather several into one send().
+  const size_t batch = std::min<size_t>(len, kMaxBatchPlaintext);
+  size_t taken = 0;
+  int ret = 1;
+  errno = 0;
+  socket_bio_.begin_batch();
+  while (taken < batch && socket_bio_.batch_room() >= SocketBio::kMaxRecordBytes) {
+    ret = SSL_write(ssl_.get(), buf + taken, static_cast<int>(batch - taken));
+    if (ret <= 0) break;
+    taken += static_cast<size_t>(ret);
+  }
+  if (!socket_bio_.end_batch()) {
+    error_ = std::string("write: ") + std::strerror(errno);
+    return Io::kError;
+  }
+  if (taken > 0) {
+    *out_n = taken;
+    return Io::kDone;
+  }
+  if (ret > 0) return Io::kWantWrite;  // no room for a record: nothing sealed, wait for the socket
   Io io = classify(ret, "write");
   return io == Io::kEof ? Io::kError : io;
+}
+
+TlsConnection::Io TlsConnection::flush_output() {
+  int r = socket_bio_.flush_pending();
+  if (r > 0) return Io::kDone;
+  if (r == 0) return Io::kWantWrite;
+  error_ = std::string("write: ") + std::strerror(errno);
+  return Io::kError;
 }
 
 TlsConnection::Io TlsConnection::close_notify() {

@@ -11,14 +11,16 @@
 #include "common/result.h"
 #include "mtls/client_session_cache.h"
 #include "mtls/peer_identity.h"
+#include "mtls/socket_bio.h"
 #include "mtls/tls_context.h"
 #include "mtls/x509_svid_verifier.h"
 
 namespace portcullis::mtls {
 
 // TlsConnection runs TLS over a non-blocking socket fd it does not own: the caller waits for
-// readiness and calls again when told kWantRead/kWantWrite (reactor style, no extra copies: BoringSSL
-// reads and writes the fd directly). Holds its context snapshot for life. One thread at a time.
+// readiness and calls again when told kWantRead/kWantWrite (reactor style; the fd is read and written
+// through a SocketBio that batches records into large socket calls). Holds its context snapshot for
+// life. One thread at a time.
 class TlsConnection {
  public:
   enum class Io {
@@ -37,7 +39,13 @@ class TlsConnection {
   Io handshake();
   // read/write move up to `len` bytes; *out_n says how many on kDone.
   Io read(uint8_t* buf, size_t len, size_t* out_n);
+  // write seals up to 64 KiB into records that leave in one send(). It may take the bytes while part
+  // of their ciphertext is still held (has_pending_output): flush_output() sends it, and the caller
+  // must not consider the data written, nor half-close, until that reports kDone.
   Io write(const uint8_t* buf, size_t len, size_t* out_n);
+  bool has_pending_output() const { return socket_bio_.has_pending_output(); }
+  // flush_output: kDone when nothing is held any more, kWantWrite, or kError.
+  Io flush_output();
   // close_notify sends our close_notify (our half-close); reading may go on afterwards. kDone once
   // it is on the wire; kWantWrite when the socket is full (call again when writable); kError.
   Io close_notify();
@@ -62,11 +70,12 @@ class TlsConnection {
   void record_verification(std::optional<PeerIdentity> peer, std::optional<SvidVerifyError> error);
 
  private:
-  TlsConnection(std::shared_ptr<const TlsContext> context, bssl::UniquePtr<SSL> ssl);
+  TlsConnection(std::shared_ptr<const TlsContext> context, int fd);
   Io classify(int ret, const char* op);
   bool reverify_resumed_client();
 
   std::shared_ptr<const TlsContext> context_;
+  SocketBio socket_bio_;  // before ssl_: the SSL's BIO points here
   bssl::UniquePtr<SSL> ssl_;
   ClientSessionCache* session_cache_ = nullptr;
   std::optional<PeerIdentity> peer_;

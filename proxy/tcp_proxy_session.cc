@@ -393,6 +393,11 @@ TcpProxySession::IoResult TcpProxySession::flush(Direction& d) {
     d.begin += static_cast<uint32_t>(n);
     count_bytes(d, n, false);
   }
+  if (d.to->tls) {
+    Io io = d.to->tls->flush_output();
+    if (io == Io::kWantWrite) return IoResult::kBlocked;
+    if (io != Io::kDone) return IoResult::kError;
+  }
   last_activity_ = std::chrono::steady_clock::now();  // a peer still draining is not idle
   d.begin = d.end = 0;
   return IoResult::kProgress;

@@ -68,7 +68,9 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession>, pu
     int pipe_r = -1;
     int pipe_w = -1;
     uint32_t pipe_bytes = 0;          // spliced in, not yet spliced out
-    bool pending() const { return begin < end || pipe_bytes > 0; }
+    // Bytes taken from `from` that have not all reached the `to` socket yet (TLS may hold sealed
+    // records back).
+    bool pending() const { return begin < end || pipe_bytes > 0 || (to->tls && to->tls->has_pending_output()); }
     bool upstream_to_downstream = false;
   };
   enum class IoResult { kProgress, kBlocked, kError };

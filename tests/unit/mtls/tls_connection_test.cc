@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "mtls/cert_minter.h"
@@ -183,4 +185,44 @@ TEST_F(TlsConnectionTest, ResumedSessionStillYieldsTheClientIdentityOnTheServer)
 }
 
 }  // namespace
+// A small socket buffer makes batched writes stop part-way: the held ciphertext must leave, in
+// order, before anything else, and every byte must arrive intact.
+TEST_F(TlsConnectionTest, BatchedWritesThatDoNotFitAreHeldAndDeliveredInOrder) {
+  Pair p(build(context_config(false, client_leaf_, ca_, "example.org")),
+         build(context_config(true, server_leaf_, ca_, "example.org")));
+  ASSERT_EQ(p.handshake(), "ok");
+  int small = 16 * 1024;
+  setsockopt(p.fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+
+  std::string sent(3 * 1024 * 1024 + 7, '\0');
+  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>((i * 131) ^ (i >> 9));
+  std::string received;
+  size_t offset = 0;
+  bool saw_held_output = false;
+  std::vector<uint8_t> buf(100000);
+  for (int round = 0; round < 100000 && received.size() < sent.size(); ++round) {
+    size_t n = 0;
+    if (p.client->has_pending_output()) {
+      saw_held_output = true;
+      auto io = p.client->flush_output();
+      ASSERT_NE(io, TlsConnection::Io::kError) << p.client->error();
+    } else if (offset < sent.size()) {
+      auto io = p.client->write(reinterpret_cast<const uint8_t*>(sent.data()) + offset, sent.size() - offset, &n);
+      ASSERT_NE(io, TlsConnection::Io::kError) << p.client->error();
+      if (io == TlsConnection::Io::kDone) offset += n;
+    }
+    for (;;) {
+      auto io = p.server->read(buf.data(), buf.size(), &n);
+      if (io != TlsConnection::Io::kDone) {
+        ASSERT_EQ(io, TlsConnection::Io::kWantRead) << p.server->error();
+        break;
+      }
+      received.append(reinterpret_cast<const char*>(buf.data()), n);
+    }
+  }
+  EXPECT_TRUE(saw_held_output);
+  ASSERT_EQ(received.size(), sent.size());
+  EXPECT_TRUE(received == sent);
+}
+
 }  // namespace portcullis::mtls

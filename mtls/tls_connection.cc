@@ -101,12 +101,10 @@ TlsConnection::Io TlsConnection::handshake() {
 bool TlsConnection::reverify_resumed_client() {
   if (!context_->server() || !context_->config().verifies_peer() || !SSL_session_reused(ssl_.get())) return true;
   if (peer_ || verify_error_) return !verify_error_;
-  PeerChain peer_chain = parse_peer_chain(ssl_.get());
-  const std::vector<X509*>& chain = peer_chain.certs;
-  if (chain.empty() && !context_->config().require_client_certificate) return true;
+  if (!peer_sent_certificates(ssl_.get()) && !context_->config().require_client_certificate) return true;
   PeerIdentity identity;
   SvidVerifyError error;
-  if (!context_->verify_peer(chain, &identity, &error)) {
+  if (!context_->verify_presented_chain(ssl_.get(), &identity, &error)) {
     error_ = "handshake: resumed session: " + error.message;
     verify_error_ = std::move(error);
     return false;

@@ -5,12 +5,17 @@
 #include <openssl/pool.h>
 #include <openssl/x509v3.h>
 
+#include <openssl/sha.h>
+
+#include <atomic>
+#include <ctime>
 #include <fstream>
 #include <mutex>
 
 #include "common/digest.h"
 #include "mtls/ssl_error.h"
 #include "mtls/tls_connection.h"
+#include "mtls/verified_chain_cache.h"
 
 namespace portcullis::mtls {
 namespace {
@@ -70,14 +75,12 @@ enum ssl_verify_result_t custom_verify(SSL* ssl, uint8_t* out_alert) {
     *out_alert = SSL_AD_INTERNAL_ERROR;
     return ssl_verify_invalid;
   }
-  PeerChain peer_chain = parse_peer_chain(ssl);
-  const std::vector<X509*>& chain = peer_chain.certs;
-  if (chain.empty() && conn->context().server() && !conn->context().config().require_client_certificate) {
+  if (!peer_sent_certificates(ssl) && conn->context().server() && !conn->context().config().require_client_certificate) {
     return ssl_verify_ok;  // client certificate optional and absent: no identity
   }
   PeerIdentity identity;
   SvidVerifyError error;
-  if (!conn->context().verify_peer(chain, &identity, &error)) {
+  if (!conn->context().verify_presented_chain(ssl, &identity, &error)) {
     *out_alert = error.reason == SvidRejection::kExpired          ? SSL_AD_CERTIFICATE_EXPIRED
                  : error.reason == SvidRejection::kUnknownCa ||
                            error.reason == SvidRejection::kUnknownTrustDomain
@@ -98,6 +101,56 @@ int on_new_session(SSL* ssl, SSL_SESSION* session) {
 
 
 }  // namespace
+
+bool peer_sent_certificates(const SSL* ssl) {
+  const STACK_OF(CRYPTO_BUFFER)* bufs = SSL_get0_peer_certificates(ssl);
+  return bufs != nullptr && sk_CRYPTO_BUFFER_num(bufs) > 0;
+}
+
+namespace {
+
+ChainDigest chain_digest(const SSL* ssl) {
+  SHA256_CTX sha;
+  SHA256_Init(&sha);
+  if (const STACK_OF(CRYPTO_BUFFER)* bufs = SSL_get0_peer_certificates(ssl)) {
+    for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(bufs); ++i) {
+      const CRYPTO_BUFFER* b = sk_CRYPTO_BUFFER_value(bufs, i);
+      uint64_t len = CRYPTO_BUFFER_len(b);
+      SHA256_Update(&sha, &len, sizeof len);
+      SHA256_Update(&sha, CRYPTO_BUFFER_data(b), len);
+    }
+  }
+  ChainDigest out;
+  SHA256_Final(out.data(), &sha);
+  return out;
+}
+
+}  // namespace
+
+uint64_t TlsContext::next_id() {
+  static std::atomic<uint64_t> counter{0};
+  return ++counter;
+}
+
+bool TlsContext::verify_presented_chain(const SSL* ssl, PeerIdentity* out_identity, SvidVerifyError* out_error) const {
+  const ChainDigest digest = chain_digest(ssl);
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  if (auto hit = VerifiedChainCache::lookup(id_, digest, now)) {
+    *out_identity = std::move(*hit);
+    return true;
+  }
+  PeerChain chain = parse_peer_chain(ssl);
+  if (!verify_peer(chain.certs, out_identity, out_error)) return false;
+  // Usable while every certificate of the chain is, with the verifier's clock-skew allowance.
+  int64_t from = INT64_MIN, until = INT64_MAX;
+  for (X509* cert : chain.certs) {
+    from = std::max(from, asn1_time_to_unix(X509_get0_notBefore(cert)));
+    until = std::min(until, asn1_time_to_unix(X509_get0_notAfter(cert)));
+  }
+  const int64_t skew = VerifyOptions{}.clock_skew.count();
+  VerifiedChainCache::insert(id_, digest, *out_identity, from - skew, until + skew, now);
+  return true;
+}
 
 PeerChain parse_peer_chain(const SSL* ssl) {
   PeerChain out;

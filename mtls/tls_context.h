@@ -52,19 +52,26 @@ class TlsContext {
 
   // verify_peer applies the X.509-SVID rules and the SAN matchers to a presented chain.
   bool verify_peer(std::span<X509* const> chain, PeerIdentity* out_identity, SvidVerifyError* out_error) const;
+  // verify_presented_chain is verify_peer for the chain `ssl`'s peer sent, answered from the
+  // per-thread VerifiedChainCache when this context already verified exactly that chain.
+  bool verify_presented_chain(const SSL* ssl, PeerIdentity* out_identity, SvidVerifyError* out_error) const;
+  // id is unique per context for the life of the process (never 0).
+  uint64_t id() const { return id_; }
 
   // Index of the SSL ex_data slot holding the TlsConnection that owns an SSL.
   static int connection_ex_index();
 
  private:
   TlsContext(TlsContextConfig source, TlsContextConfig effective)
-      : source_config_(std::move(source)), config_(std::move(effective)) {}
+      : source_config_(std::move(source)), config_(std::move(effective)), id_(next_id()) {}
+  static uint64_t next_id();
   Status load_certificate();
   Status load_bundles();
   Status configure_ctx();
 
   TlsContextConfig source_config_;
   TlsContextConfig config_;
+  uint64_t id_;
   bssl::UniquePtr<SSL_CTX> ctx_;
   TrustBundleSet bundles_;
   std::vector<CertificateDetails> certificates_;
@@ -78,6 +85,8 @@ struct PeerChain {
   std::vector<X509*> certs;  // views of `owned`, for verify_x509_svid
 };
 PeerChain parse_peer_chain(const SSL* ssl);
+// peer_sent_certificates says whether the peer presented any certificate at all.
+bool peer_sent_certificates(const SSL* ssl);
 
 // certificate_details extracts the /certs view of a certificate.
 CertificateDetails certificate_details(X509* cert, std::string path);

@@ -83,7 +83,10 @@ TEST_P(RbacTable, DecidesAsEnvoy) {
   }
   for (const auto& e : chain) ASSERT_TRUE(e);
   std::shared_ptr<const RbacEngine> shadow;
-  if (GetParam().shadow_rules) ASSERT_TRUE(shadow = compile(GetParam().shadow_rules, "shadow_rules"));
+  if (GetParam().shadow_rules) {
+    shadow = compile(GetParam().shadow_rules, "shadow_rules");
+    ASSERT_TRUE(shadow);
+  }
   int i = 0;
   for (const auto& check : GetParam().checks) {
     std::string id = str(check, "id");

@@ -47,6 +47,28 @@ bool StringMatcher::matches(std::string_view in) const {
   return false;
 }
 
+std::optional<StringMatcher> parse_regex_matcher(const Node& node, ErrorList& errors) {
+  MapReader r(node, errors);
+  std::string regex;
+  bool has_regex = r.string("regex", &regex, true);
+  (void)r.get("google_re2");  // deprecated, accepted and ignored as in Envoy
+  r.finish();
+  if (!has_regex) return std::nullopt;
+  // Envoy requires a non-empty regex; an empty one would only match empty input, surely a typo.
+  if (regex.empty()) {
+    errors.add(node.location(), node.path() + ".regex", "must not be empty");
+    return std::nullopt;
+  }
+  RE2::Options options;
+  options.set_log_errors(false);
+  auto compiled = std::make_shared<const re2::RE2>(regex, options);
+  if (!compiled->ok()) {
+    errors.add(node.location(), node.path() + ".regex", "invalid RE2 regex: " + compiled->error());
+    return std::nullopt;
+  }
+  return StringMatcher(StringMatcher::Kind::kRegex, std::move(regex), false, std::move(compiled));
+}
+
 std::optional<StringMatcher> parse_string_matcher(const Node& node, ErrorList& errors) {
   size_t before = errors.size();
   MapReader r(node, errors);
@@ -73,20 +95,10 @@ std::optional<StringMatcher> parse_string_matcher(const Node& node, ErrorList& e
   }
   if (auto re = r.get("safe_regex")) {
     ++kinds;
-    MapReader rr(*re, errors);
-    std::string regex;
-    rr.string("regex", &regex, true);
-    if (auto engine = rr.get("google_re2")) (void)engine;  // deprecated, accepted and ignored as in Envoy
-    rr.finish();
-    RE2::Options options;
-    options.set_log_errors(false);
-    auto compiled = std::make_shared<const re2::RE2>(regex, options);
-    if (!compiled->ok()) {
-      errors.add(re->location(), re->path() + ".regex", "invalid RE2 regex: " + compiled->error());
-    } else if (ignore_case) {
+    if (ignore_case) {
       errors.add(node.location(), node.path() + ".ignore_case", "ignore_case has no effect on safe_regex");
-    } else {
-      out.emplace(StringMatcher::Kind::kRegex, regex, false, std::move(compiled));
+    } else if (auto m = parse_regex_matcher(*re, errors)) {
+      out = std::move(m);
     }
   }
   r.finish();

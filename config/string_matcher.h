@@ -38,4 +38,8 @@ class StringMatcher {
 // a regex RE2 rejects, ignore_case with safe_regex) into `errors`.
 std::optional<StringMatcher> parse_string_matcher(const Node& node, ErrorList& errors);
 
+// parse_regex_matcher reads Envoy's `type.matcher.v3.RegexMatcher` ({regex, google_re2}) into a
+// whole-string RE2 matcher, reporting an empty or invalid regex into `errors`.
+std::optional<StringMatcher> parse_regex_matcher(const Node& node, ErrorList& errors);
+
 }  // namespace portcullis::config

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "filters/policy/rbac_http_matchers.h"
+
 namespace portcullis::filters {
 namespace {
 
@@ -24,6 +26,9 @@ class SetMatcher : public RbacMatcher {
     if (all_) return std::all_of(children_.begin(), children_.end(), [&](const auto& c) { return c->matches(in); });
     return std::any_of(children_.begin(), children_.end(), [&](const auto& c) { return c->matches(in); });
   }
+  bool needs_http() const override {
+    return std::any_of(children_.begin(), children_.end(), [](const auto& c) { return c->needs_http(); });
+  }
 
  private:
   bool all_;
@@ -34,6 +39,7 @@ class NotMatcher : public RbacMatcher {
  public:
   explicit NotMatcher(std::unique_ptr<RbacMatcher> child) : child_(std::move(child)) {}
   bool matches(const RbacInput& in) const override { return !child_->matches(in); }
+  bool needs_http() const override { return child_->needs_http(); }
 
  private:
   std::unique_ptr<RbacMatcher> child_;
@@ -201,6 +207,8 @@ std::unique_ptr<RbacMatcher> parse_permission(const Node& node, ErrorList& error
     auto m = config::parse_string_matcher(v, errors);
     return m ? std::make_unique<SniMatcher>(std::move(*m)) : nullptr;
   }
+  if (*key == "header") return parse_header_matcher(v, errors);
+  if (*key == "url_path") return parse_url_path_matcher(v, errors);
   errors.add(v.location(), v.path(), "unsupported permission '" + *key + "'");
   return nullptr;
 }
@@ -229,6 +237,8 @@ std::unique_ptr<RbacMatcher> parse_principal(const Node& node, ErrorList& errors
   }
   if (*key == "direct_remote_ip") return parse_cidr(v, CidrMatcher::Field::kDirectRemote, errors);
   if (*key == "remote_ip" || *key == "source_ip") return parse_cidr(v, CidrMatcher::Field::kRemote, errors);
+  if (*key == "header") return parse_header_matcher(v, errors);
+  if (*key == "url_path") return parse_url_path_matcher(v, errors);
   errors.add(v.location(), v.path(), "unsupported principal '" + *key + "'");
   return nullptr;
 }
@@ -255,6 +265,14 @@ RbacDecision RbacEngine::evaluate(const RbacInput& input) const {
     return RbacDecision{action_ != RbacAction::kDeny, p.name};
   }
   return RbacDecision{action_ != RbacAction::kAllow, ""};
+}
+
+bool RbacEngine::needs_http() const {
+  auto http = [](const auto& m) { return m->needs_http(); };
+  return std::any_of(policies_.begin(), policies_.end(), [&](const Policy& p) {
+    return std::any_of(p.permissions.begin(), p.permissions.end(), http) ||
+           std::any_of(p.principals.begin(), p.principals.end(), http);
+  });
 }
 
 std::shared_ptr<const RbacEngine> parse_rbac(const Node& node, ErrorList& errors) {

@@ -16,6 +16,8 @@ class RbacMatcher {
  public:
   virtual ~RbacMatcher() = default;
   virtual bool matches(const RbacInput& input) const = 0;
+  // needs_http is true when this node (or a child) reads HTTP attributes (header, url_path).
+  virtual bool needs_http() const { return false; }
 };
 
 enum class RbacAction { kAllow, kDeny, kLog };
@@ -43,6 +45,8 @@ class RbacEngine {
   RbacDecision evaluate(const RbacInput& input) const;
   RbacAction action() const { return action_; }
   size_t policy_count() const { return policies_.size(); }
+  // needs_http is true when some rule reads HTTP attributes, which a network filter lacks.
+  bool needs_http() const;
 
  private:
   RbacAction action_;

@@ -70,6 +70,15 @@ std::shared_ptr<const NetworkFilterConfig> build_network_rbac(const config::Node
   }
   r.finish();
   if (ctx.errors.size() != before) return nullptr;
+  // Envoy accepts header/url_path rules here and evaluates them against an empty header map; so
+  // do we, but such a config is almost always a mistake worth a line in the log.
+  for (const auto* engine : {rules.get(), shadow.get()}) {
+    if (engine && engine->needs_http()) {
+      spdlog::warn("{}: network RBAC has no HTTP request: header matchers see no headers and url_path never matches",
+                   typed_config.path());
+      break;
+    }
+  }
   return std::make_shared<NetworkRbacFilter>(std::move(rules), std::move(shadow), RbacStats::create(ctx.stats, stat_prefix));
 }
 

@@ -56,6 +56,7 @@ TEST(StringMatcher, RejectsBadShapes) {
   EXPECT_EQ(first_error("{exact: a, prefix: b}"), "t.yaml:1:1: m: set only one of exact, prefix, suffix, contains or safe_regex");
   EXPECT_EQ(first_error("{safe_regex: {regex: '('}}"), "t.yaml:1:14: m.safe_regex.regex: invalid RE2 regex: missing ): (");
   EXPECT_EQ(first_error("{contains: ''}"), "t.yaml:1:1: m.contains: must not be empty");
+  EXPECT_EQ(first_error("{safe_regex: {regex: ''}}"), "t.yaml:1:14: m.safe_regex.regex: must not be empty");
   EXPECT_EQ(first_error("{exact: a, typo: 1}"), "t.yaml:1:12: m.typo: unknown field 'typo'");
   EXPECT_EQ(first_error("{safe_regex: {regex: a}, ignore_case: true}"), "t.yaml:1:1: m.ignore_case: ignore_case has no effect on safe_regex");
 }

@@ -3,54 +3,121 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 namespace portcullis::filters {
 namespace {
 
 struct RbacCase {
   std::string name;
-  YAML::Node rules;
+  YAML::Node rules;         // or `chain`: several RBAC filters in order, the first denial wins
+  YAML::Node shadow_rules;  // optional: evaluated too, never changes `allowed`
   YAML::Node checks;
 };
 
 void PrintTo(const RbacCase& c, std::ostream* os) { *os << c.name; }
 
-std::vector<RbacCase> load_cases() {
-  YAML::Node table = YAML::LoadFile(std::string(PORTCULLIS_TESTDATA) + "/filters/testdata/rbac_rules.yaml");
+std::vector<RbacCase> load_cases(const char* file) {
+  YAML::Node table = YAML::LoadFile(std::string(PORTCULLIS_TESTDATA) + "/filters/testdata/" + file);
   std::vector<RbacCase> out;
-  for (const auto& c : table["cases"]) out.push_back({c["name"].as<std::string>(), c["rules"], c["checks"]});
+  for (const auto& c : table["cases"]) out.push_back({c["name"].as<std::string>(), c["chain"] ? c["chain"] : c["rules"], c["shadow_rules"], c["checks"]});
   return out;
 }
 
+std::string str(const YAML::Node& check, const char* key, const char* fallback = "") {
+  return check[key] ? check[key].as<std::string>() : fallback;
+}
+
+std::shared_ptr<const RbacEngine> compile(const YAML::Node& rules, const char* path) {
+  config::ErrorList errors;
+  config::Node node(rules, path, std::make_shared<const std::string>("table.yaml"));
+  auto engine = parse_rbac(node, errors);
+  EXPECT_TRUE(engine) << errors.format();
+  return engine;
+}
+
+// HttpCheck owns the strings an HTTP check's views point into.
+struct HttpCheck {
+  std::vector<std::pair<std::string, std::string>> owned;
+  std::vector<FlatHeaderLookup::Entry> entries;
+  std::string method, path, authority, scheme;
+  std::optional<FlatHeaderLookup> lookup;
+  HttpRequestView view;
+
+  // from_check returns nullptr when the check describes a plain connection (no HTTP keys).
+  static std::unique_ptr<HttpCheck> from_check(const YAML::Node& check) {
+    bool http = check["http"] || check["method"] || check["path"] || check["authority"] || check["headers"];
+    if (!http) return nullptr;
+    auto h = std::make_unique<HttpCheck>();
+    h->method = str(check, "method");
+    h->path = str(check, "path");
+    h->authority = str(check, "authority");
+    h->scheme = str(check, "scheme");
+    for (const auto& kv : check["headers"]) h->owned.emplace_back(kv[0].as<std::string>(), kv[1].as<std::string>());
+    for (const auto& [k, v] : h->owned) h->entries.emplace_back(k, v);
+    h->lookup.emplace(h->entries);
+    h->view = HttpRequestView{h->method, h->path, h->authority, h->scheme, &*h->lookup};
+    return h;
+  }
+};
+
 class RbacTable : public ::testing::TestWithParam<RbacCase> {};
 
+// decide runs a chain of RBAC filters as Envoy's filter chain does: the first denial stops the
+// request; otherwise the last filter's decision stands.
+RbacDecision decide(const std::vector<std::shared_ptr<const RbacEngine>>& chain, const RbacInput& in) {
+  RbacDecision d;
+  for (const auto& engine : chain) {
+    d = engine->evaluate(in);
+    if (!d.allowed) break;
+  }
+  return d;
+}
+
 TEST_P(RbacTable, DecidesAsEnvoy) {
-  config::ErrorList errors;
-  config::Node node(GetParam().rules, "rules", std::make_shared<const std::string>("table.yaml"));
-  auto engine = parse_rbac(node, errors);
-  ASSERT_TRUE(engine) << errors.format();
+  std::vector<std::shared_ptr<const RbacEngine>> chain;
+  if (GetParam().rules.IsSequence()) {
+    for (const auto& r : GetParam().rules) chain.push_back(compile(r, "chain"));
+  } else {
+    chain.push_back(compile(GetParam().rules, "rules"));
+  }
+  for (const auto& e : chain) ASSERT_TRUE(e);
+  std::shared_ptr<const RbacEngine> shadow;
+  if (GetParam().shadow_rules) {
+    shadow = compile(GetParam().shadow_rules, "shadow_rules");
+    ASSERT_TRUE(shadow);
+  }
   int i = 0;
   for (const auto& check : GetParam().checks) {
-    std::string id = check["id"] ? check["id"].as<std::string>() : "";
-    std::string sni = check["sni"] ? check["sni"].as<std::string>() : "";
+    std::string id = str(check, "id");
+    std::string sni = str(check, "sni");
     RbacInput in;
     in.authenticated = !id.empty();
     in.tls = check["tls"] ? check["tls"].as<bool>() : in.authenticated;
     in.peer_spiffe_id = id;
-    ASSERT_TRUE(in.direct_remote_ip.parse(check["remote"] ? check["remote"].as<std::string>() : "10.0.0.1"));
+    ASSERT_TRUE(in.direct_remote_ip.parse(str(check, "remote", "10.0.0.1")));
     in.remote_ip = in.direct_remote_ip;
-    ASSERT_TRUE(in.destination_ip.parse(check["local"] ? check["local"].as<std::string>() : "127.0.0.1"));
+    ASSERT_TRUE(in.destination_ip.parse(str(check, "local", "127.0.0.1")));
     in.destination_port = check["port"] ? check["port"].as<uint16_t>() : 8443;
     in.requested_server_name = sni;
-    RbacDecision d = engine->evaluate(in);
+    auto http = HttpCheck::from_check(check);
+    if (http) in.http = &http->view;
+    RbacDecision d = decide(chain, in);
     EXPECT_EQ(d.allowed, check["allowed"].as<bool>()) << "check " << i;
     EXPECT_EQ(d.matched_policy, check["policy"].as<std::string>()) << "check " << i;
+    if (shadow) {
+      RbacDecision sd = shadow->evaluate(in);
+      EXPECT_EQ(sd.allowed, check["shadow_allowed"].as<bool>()) << "check " << i << " (shadow)";
+      EXPECT_EQ(sd.matched_policy, check["shadow_policy"].as<std::string>()) << "check " << i << " (shadow)";
+    }
     ++i;
   }
   EXPECT_GT(i, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, RbacTable, ::testing::ValuesIn(load_cases()),
-                         [](const ::testing::TestParamInfo<RbacCase>& info) { return info.param.name; });
+auto case_name = [](const ::testing::TestParamInfo<RbacCase>& info) { return info.param.name; };
+INSTANTIATE_TEST_SUITE_P(Network, RbacTable, ::testing::ValuesIn(load_cases("rbac_rules.yaml")), case_name);
+INSTANTIATE_TEST_SUITE_P(Http, RbacTable, ::testing::ValuesIn(load_cases("rbac_http_rules.yaml")), case_name);
 
 std::vector<std::string> errors_for(const char* yaml) {
   config::ErrorList errors;
@@ -66,8 +133,8 @@ TEST(RbacConfig, ReportsBadRulesWithLocations) {
             std::vector<std::string>{"r.yaml:1:10: rules.action: action must be ALLOW, DENY or LOG, got 'PERMIT'"});
   EXPECT_EQ(errors_for("{policies: {p: {permissions: [{any: true, destination_port: 1}], principals: [{any: true}]}}}"),
             std::vector<std::string>{"r.yaml:1:31: rules.policies.p.permissions[0]: a permission sets exactly one rule"});
-  EXPECT_EQ(errors_for("{policies: {p: {permissions: [{any: true}], principals: [{header: {name: x}}]}}}"),
-            std::vector<std::string>{"r.yaml:1:67: rules.policies.p.principals[0].header: unsupported principal 'header'"});
+  EXPECT_EQ(errors_for("{policies: {p: {permissions: [{any: true}], principals: [{metadata: {filter: x}}]}}}"),
+            std::vector<std::string>{"r.yaml:1:69: rules.policies.p.principals[0].metadata: unsupported principal 'metadata'"});
   EXPECT_EQ(errors_for("{policies: {p: {permissions: [{any: false}], principals: [{any: true}]}}}"),
             std::vector<std::string>{"r.yaml:1:37: rules.policies.p.permissions[0].any: any must be true"});
   EXPECT_EQ(errors_for("{policies: {p: {permissions: [{any: true}]}}}"),

@@ -63,6 +63,11 @@ long SocketBio::bio_ctrl(BIO* bio, int cmd, long, void*) {
 int SocketBio::read(BIO* bio, uint8_t* out, size_t len) {
   BIO_clear_retry_flags(bio);
   if (read_begin_ == read_end_) {
+    if (read_queue_empty_) {
+      read_queue_empty_ = false;
+      BIO_set_retry_read(bio);
+      return -1;
+    }
     if (!read_) read_.data = staging_acquire();
     ssize_t n;
     do {
@@ -75,6 +80,7 @@ int SocketBio::read(BIO* bio, uint8_t* out, size_t len) {
     }
     read_begin_ = 0;
     read_end_ = static_cast<uint32_t>(n);
+    read_queue_empty_ = skip_after_short_read_ && static_cast<size_t>(n) < kStagingBytes;
   }
   size_t take = std::min<size_t>(len, read_end_ - read_begin_);
   std::memcpy(out, read_.data.get() + read_begin_, take);

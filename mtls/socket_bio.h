@@ -32,6 +32,9 @@ class SocketBio {
   // new_bio returns a BIO (one reference, for SSL_set_bio) that reads and writes through this object.
   bssl::UniquePtr<BIO> new_bio();
 
+  // See TlsConnection::skip_read_after_short_read.
+  void set_skip_read_after_short_read(bool on) { skip_after_short_read_ = on; }
+
   void begin_batch();
   size_t batch_room() const;
   // end_batch sends what the batch gathered; returns false on a socket error (errno is kept).
@@ -57,6 +60,8 @@ class SocketBio {
   Buffer read_;
   uint32_t read_begin_ = 0;
   uint32_t read_end_ = 0;
+  bool skip_after_short_read_ = false;
+  bool read_queue_empty_ = false;  // the last recv() returned less than asked
   Buffer pending_;
   uint32_t pending_begin_ = 0;
   uint32_t pending_end_ = 0;

@@ -43,6 +43,11 @@ class TlsConnection {
   // of their ciphertext is still held (has_pending_output): flush_output() sends it, and the caller
   // must not consider the data written, nor half-close, until that reports kDone.
   Io write(const uint8_t* buf, size_t len, size_t* out_n);
+  // skip_read_after_short_read is for callers whose wait after kWantRead reports data that is
+  // already queued (epoll re-armed with EPOLL_CTL_MOD, as Asio's async_wait does): a socket read
+  // that returned less than asked then means the queue is empty, and the next read answers
+  // kWantRead without the recv() that would only fail with EAGAIN. Off by default.
+  void skip_read_after_short_read(bool on) { socket_bio_.set_skip_read_after_short_read(on); }
   bool has_pending_output() const { return socket_bio_.has_pending_output(); }
   // flush_output: kDone when nothing is held any more, kWantWrite, or kError.
   Io flush_output();

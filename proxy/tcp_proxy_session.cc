@@ -86,6 +86,7 @@ void TcpProxySession::begin() {
     return;
   }
   downstream_.tls = std::move(tls.value());
+  downstream_.tls->skip_read_after_short_read(true);  // every wait here re-arms epoll (MOD)
   state_ = State::kDownstreamHandshake;
   // As in Envoy, transport_socket_connect_timeout applies only when nonzero (like idle_timeout).
   if (listener_->handshake_timeout.count() > 0) arm_phase_timer(listener_->handshake_timeout);
@@ -233,6 +234,7 @@ void TcpProxySession::start_upstream() {
     return;
   }
   upstream_.tls = std::move(tls.value());
+  upstream_.tls->skip_read_after_short_read(true);
   upstream_.tls->use_session_cache(&worker_.tls_sessions());
   state_ = State::kUpstreamHandshake;
   arm_phase_timer(cluster_.connect_timeout());

@@ -1,4 +1,6 @@
 // The admin endpoints of a Server (Envoy's names and shapes).
+#include <malloc.h>
+
 #include <optional>
 
 #include <re2/re2.h>
@@ -13,6 +15,22 @@
 
 namespace portcullis::proxy {
 namespace {
+
+// Envoy's /memory answers from tcmalloc; ours from glibc, under the same field names (values as
+// decimal strings, as Envoy's JSON has them): allocated = bytes in use by the program, heap_size =
+// bytes the allocator holds from the kernel (arenas plus mmapped chunks).
+std::string memory_json() {
+  struct mallinfo2 mi = mallinfo2();
+  nlohmann::json j;
+  j["allocated"] = std::to_string(mi.uordblks + mi.hblkhd);
+  j["heap_size"] = std::to_string(mi.arena + mi.hblkhd);
+  j["pageheap_unmapped"] = "0";
+  j["pageheap_free"] = std::to_string(mi.fordblks);
+  j["total_thread_cache"] = "0";
+  j["total_physical_bytes"] = std::to_string(mi.arena + mi.hblkhd);
+  return j.dump(2) + "\n";
+}
+
 
 constexpr const char* kJson = "application/json";
 constexpr const char* kText = "text/plain; charset=UTF-8";
@@ -81,6 +99,9 @@ void Server::register_admin_routes() {
                      }});
   admin_->add_route({"/certs", "certificates in use, in Envoy's JSON shape", false, [this](const AdminRequest&) {
     return AdminResponse{200, kJson, certs_json()};
+  }});
+  admin_->add_route({"/memory", "heap use as Envoy reports it (glibc malloc figures)", false, [](const AdminRequest&) {
+    return AdminResponse{200, kJson, memory_json()};
   }});
   admin_->add_route({"/help", "this list", false, [this](const AdminRequest&) {
     AdminResponse r = admin_->dispatch(AdminRequest{"GET", "/__none__", {}});

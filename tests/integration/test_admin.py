@@ -56,6 +56,26 @@ class AdminTest(IntegrationTestCase):
         self.assertEqual(info["command_line_options"]["config_path"], self.proxy.config_path)
         self.assertTrue(info["version"])
 
+    def test_memory_reports_heap_in_envoys_shape_and_grows_with_held_connections(self):
+        def allocated():
+            status, body = self.proxy.get("/memory")
+            self.assertEqual(status, 200)
+            mem = json.loads(body)
+            self.assertEqual(set(mem), {"allocated", "heap_size", "pageheap_unmapped", "pageheap_free",
+                                        "total_thread_cache", "total_physical_bytes"})
+            self.assertLessEqual(int(mem["allocated"]), int(mem["heap_size"]))
+            return int(mem["allocated"])
+        before = allocated()
+        conns = [socket.create_connection(("127.0.0.1", self.proxy.listener_port())) for _ in range(200)]
+        try:
+            for c in conns:
+                c.sendall(b"x")
+                self.assertEqual(c.recv(1), b"x")
+            self.assertGreater(allocated() - before, 200 * 256, "200 live sessions hold some heap")
+        finally:
+            for c in conns:
+                c.close()
+
     def test_stats_text_json_and_filter(self):
         with harness.connect(self.proxy.listener_port()) as s:
             harness.echo_roundtrip(s, b"counted")

@@ -96,7 +96,9 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::create(GrpcServerOptions options
 GrpcServer::GrpcServer(GrpcServerOptions options, std::shared_ptr<const GrpcServerShared> shared)
     : options_(std::move(options)), shared_(std::move(shared)) {}
 
-GrpcServer::~GrpcServer() { stop(); }
+// No stop() here: the loops (and their io_contexts) may already be gone, and posting to a
+// destroyed io_context is undefined. Owners call stop() or drain() while the loops still exist.
+GrpcServer::~GrpcServer() = default;
 
 Status GrpcServer::bind() {
   auto socket = ListenSocket::bind(options_.address);

@@ -33,8 +33,10 @@ struct GrpcServerOptions {
 // workers): every loop accepts on the shared listening socket and owns the connections it
 // accepted. Lifecycle: create -> bind (socket exists, address known) -> start(loops) ->
 // drain() and/or stop(). drain/stop are thread-safe and return at once; the work runs on the
-// loops. Destroying the server (from a non-loop thread, after the loops stopped or after
-// stop()) closes the socket and removes the Unix socket file it created.
+// loops, so call them while the loops still exist (a Server: before stopping its workers).
+// Destroying the server closes its socket and removes the Unix socket file it created; it does
+// not touch the loops. Typical shutdown: drain(), wait up to the drain time, stop(), stop the
+// workers, destroy the server.
 class GrpcServer {
  public:
   static Result<std::unique_ptr<GrpcServer>> create(GrpcServerOptions options,

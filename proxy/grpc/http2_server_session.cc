@@ -80,6 +80,7 @@ Status Http2ServerSession::init() {
 Http2ServerSession::~Http2ServerSession() {
   // Calls outlive the connection only as detached handles; their on_done sees CANCELLED.
   auto streams = std::move(streams_);
+  shared_->stats.streams_active.dec(static_cast<int64_t>(streams.size()));
   for (auto& [id, s] : streams) s->detach();
   if (h2_) nghttp2_session_del(h2_);
 }

@@ -32,6 +32,11 @@ target_include_directories(asio_standalone SYSTEM INTERFACE ${ASIO_INCLUDE_DIR})
 target_compile_definitions(asio_standalone INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED)
 target_link_libraries(asio_standalone INTERFACE Threads::Threads)
 
+# gRPC: protobuf 3.21 (full runtime and protoc) and nghttp2 for HTTP/2. nghttp2 ships no CMake
+# config. Only proxy/http and proxy/grpc may link it.
+find_package(Protobuf REQUIRED)
+pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
+
 find_path(HTTP_PARSER_INCLUDE_DIR http_parser.h REQUIRED)
 find_library(HTTP_PARSER_LIBRARY NAMES http_parser REQUIRED)
 add_library(http_parser::http_parser UNKNOWN IMPORTED)

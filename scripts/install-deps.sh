@@ -11,7 +11,7 @@ build_pkgs=(
   libre2-dev libsqlite3-dev libtss2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
-test_pkgs=(python3 curl openssl haproxy iproute2 procps clang libclang-rt-14-dev)
+test_pkgs=(python3 curl openssl haproxy iproute2 procps clang libclang-rt-14-dev nghttp2-client)
 bench_pkgs=(haproxy iperf3 wrk nginx libnginx-mod-stream stunnel4 procps)
 
 groups=("$@")
@@ -26,6 +26,12 @@ for g in "${groups[@]}"; do
   esac
 done
 
+# Node (for the grpc-js interop peer) may come from Debian or elsewhere: only ask for Debian's
+# when no node/npm is on PATH at all.
+if [[ " ${groups[*]} " == *" test "* ]] && ! { command -v node && command -v npm; } >/dev/null; then
+  wanted+=(nodejs npm)
+fi
+
 missing=()
 for p in "${wanted[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -34,12 +40,22 @@ for p in "${wanted[@]}"; do
 done
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "install-deps: all ${#wanted[@]} packages present"
-  exit 0
+else
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "install-deps: done"
 fi
 
-SUDO=""
-[[ $(id -u) -ne 0 ]] && SUDO=sudo
-echo "install-deps: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "install-deps: done"
+# The grpc-js interop peer (tests/interop), pinned by package-lock.json, from the npm registry.
+# Its tests skip with a message when this could not run.
+if [[ " ${groups[*]} " == *" test "* ]]; then
+  interop=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/interop" && pwd)
+  if [[ ! -d $interop/node_modules/@grpc/grpc-js ]]; then
+    (cd "$interop" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+      && echo "install-deps: npm ci in tests/interop done" \
+      || echo "install-deps: npm ci in tests/interop failed; grpc-js interop tests will skip" >&2
+  fi
+fi

@@ -132,3 +132,17 @@ TEST_F(StaticSvidStoreTest, LoadRefusesWhatCannotBeServed) {
 
 }  // namespace
 }  // namespace portcullis::mtls
+
+namespace portcullis::mtls {
+namespace {
+
+TEST(IdentityStats, NamesAreStable) {
+  StatsStore store;
+  IdentityStats::create(store);
+  EXPECT_EQ(store.render_text(),
+            "identity.rotation_failures: 0\nidentity.rotations: 0\nidentity.svid_not_after: 0\n"
+            "identity.trust_domains: 0\nidentity.version: 0\n");
+}
+
+}  // namespace
+}  // namespace portcullis::mtls

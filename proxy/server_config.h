@@ -9,7 +9,7 @@
 #include "config/bootstrap.h"
 #include "config/errors.h"
 #include "filters/network/filter_chain.h"
-#include "mtls/static_svid_store.h"
+#include "mtls/identity_config.h"
 #include "mtls/tls_context.h"
 
 namespace portcullis::proxy {
@@ -23,10 +23,10 @@ struct ServerConfig {
   // TLS per cluster name (absent = plaintext).
   std::vector<std::shared_ptr<const mtls::TlsContext>> listener_tls;
   std::map<std::string, std::shared_ptr<const mtls::TlsContext>, std::less<>> cluster_tls;
-  // identity is the `identity:` block's source, loaded with the config so that --mode validate
-  // checks its files too (null when the block is absent). Not a snapshot: whoever serves it keeps
-  // one store for the life of the process and drives its reload() on file events.
-  std::shared_ptr<mtls::StaticSvidStore> identity;
+  // identity is the validated `identity:` block; its files were read and checked together
+  // (load_static_identity) so that --mode validate and a reload catch bad ones. The Server builds
+  // the one StaticSvidStore of the process from it.
+  std::optional<mtls::IdentityConfig> identity;
 };
 
 // ConfigOverrides are the command-line flags that replace config values (Envoy's

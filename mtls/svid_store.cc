@@ -5,20 +5,7 @@
 #include <mutex>
 #include <thread>
 
-#include "mtls/jose.h"
-
 namespace portcullis::mtls {
-namespace {
-
-// der_to_pem writes RFC 7468 text from DER we already hold, so no BoringSSL call can fail here.
-std::string der_to_pem(std::string_view label, std::string_view der) {
-  std::string b64 = base64_std_encode(std::span(reinterpret_cast<const uint8_t*>(der.data()), der.size()));
-  std::string out = "-----BEGIN " + std::string(label) + "-----\n";
-  for (size_t i = 0; i < b64.size(); i += 64) out += b64.substr(i, 64) + "\n";
-  return out + "-----END " + std::string(label) + "-----\n";
-}
-
-}  // namespace
 
 std::string X509Svid::chain_der() const {
   std::string out;

@@ -72,7 +72,7 @@ class SvidStore;
 // SvidSubscription keeps one watcher registered; destroying (or reset()ting) it unregisters the
 // callback. After the handle is gone the callback is neither running nor called again (a
 // destruction on another thread waits for a running call to return); a callback may destroy its
-// own handle. Move-only. Must not outlive the store.
+// own handle. Move-only. A handle that outlives its store is inert.
 class SvidSubscription {
  public:
   SvidSubscription() = default;

@@ -163,9 +163,12 @@ const JwtAuthority* TrustBundle::find_jwt_authority(std::string_view key_id) con
   return nullptr;
 }
 
-std::string TrustBundle::authorities_der() const {
-  std::string out;
-  for (const auto& cert : authorities_) {
+namespace {
+
+// each_authority_der calls `fn` with every X.509 authority's DER encoding.
+template <typename Fn>
+void each_authority_der(const std::vector<bssl::UniquePtr<X509>>& authorities, Fn fn) {
+  for (const auto& cert : authorities) {
     uint8_t* der = nullptr;
     int len = i2d_X509(cert.get(), &der);
     if (len <= 0) {  // a parsed certificate always re-encodes; skip rather than emit half a bundle
@@ -173,9 +176,29 @@ std::string TrustBundle::authorities_der() const {
       continue;
     }
     bssl::UniquePtr<uint8_t> owned(der);
-    out.append(reinterpret_cast<const char*>(der), static_cast<size_t>(len));
+    fn(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(len)));
   }
+}
+
+}  // namespace
+
+std::string TrustBundle::authorities_der() const {
+  std::string out;
+  each_authority_der(authorities_, [&](std::string_view der) { out += der; });
   return out;
+}
+
+std::string TrustBundle::authorities_pem() const {
+  std::string out;
+  each_authority_der(authorities_, [&](std::string_view der) { out += der_to_pem("CERTIFICATE", der); });
+  return out;
+}
+
+std::string der_to_pem(std::string_view label, std::string_view der) {
+  std::string b64 = base64_std_encode(std::span(reinterpret_cast<const uint8_t*>(der.data()), der.size()));
+  std::string out = "-----BEGIN " + std::string(label) + "-----\n";
+  for (size_t i = 0; i < b64.size(); i += 64) out += b64.substr(i, 64) + "\n";
+  return out + "-----END " + std::string(label) + "-----\n";
 }
 
 const TrustBundle* TrustBundleSet::find(std::string_view trust_domain) const {

@@ -48,8 +48,9 @@ class TrustBundle {
   // find_jwt_authority returns the JWT key with this kid, or null.
   const JwtAuthority* find_jwt_authority(std::string_view key_id) const;
   // authorities_der is every X.509 authority as DER, concatenated with no separator: the form
-  // of the Workload API's bundle fields.
+  // of the Workload API's bundle fields. authorities_pem is the same as PEM blocks (SDS trusted_ca).
   std::string authorities_der() const;
+  std::string authorities_pem() const;
   // anchors is the stack handed to X509_STORE_CTX_trusted_stack; store is an empty store the
   // verify context needs as a parameter. Both are read-only after construction.
   STACK_OF(X509)* anchors() const { return anchors_.get(); }
@@ -81,6 +82,9 @@ class TrustBundleSet {
  private:
   std::map<std::string, std::shared_ptr<const TrustBundle>, std::less<>> bundles_;
 };
+
+// der_to_pem wraps DER bytes as one RFC 7468 block (`-----BEGIN <label>-----`, 64-column base64).
+std::string der_to_pem(std::string_view label, std::string_view der);
 
 // parse_pem_certificates returns every certificate in `pem` (possibly none).
 Result<std::vector<bssl::UniquePtr<X509>>> parse_pem_certificates(std::string_view pem);

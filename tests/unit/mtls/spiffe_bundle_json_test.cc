@@ -52,6 +52,7 @@ TEST(SpiffeBundleJson, RoundTripKeepsX509AndJwtAuthorities) {
   EXPECT_EQ(EVP_PKEY_cmp((*back)->find_jwt_authority("ec-1")->public_key.get(), ec.get()), 1);
   EXPECT_EQ(EVP_PKEY_cmp((*back)->find_jwt_authority("rsa-1")->public_key.get(), rsa.get()), 1);
   EXPECT_EQ((*back)->authorities_der(), bundle.authorities_der());
+  EXPECT_EQ((*back)->authorities_pem(), root.cert_pem());
 
   auto jwt_only = to_spiffe_bundle_json(bundle, {.keys = BundleKeys::kJwtOnly, .sequence = 9, .refresh_hint = std::nullopt});
   ASSERT_TRUE(jwt_only.ok());

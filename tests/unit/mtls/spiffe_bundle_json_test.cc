@@ -66,7 +66,12 @@ TEST(SpiffeBundleJson, ReaderRefusesBrokenJwtKeys) {
   nlohmann::json jwk;
   ASSERT_TRUE(public_key_to_jwk(ec.get(), &jwk).ok());
   jwk["use"] = "jwt-svid";
-  auto bundle_of = [](nlohmann::json keys) { return nlohmann::json{{"keys", keys}}.dump(); };
+  // A vector, not a braced json: `{jwk}` is a copy under clang and an array under gcc.
+  auto bundle_of = [](std::vector<nlohmann::json> keys) {
+    nlohmann::json doc = nlohmann::json::object();
+    doc["keys"] = keys;
+    return doc.dump();
+  };
   nlohmann::json no_kid = jwk;
   EXPECT_FALSE(TrustBundle::from_spiffe_json("example.org", bundle_of({no_kid})).ok());
   jwk["kid"] = "k";

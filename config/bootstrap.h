@@ -97,6 +97,9 @@ struct Bootstrap {
   std::vector<ClusterConfig> clusters;
   RuntimeLimits limits;
   std::optional<AuditConfig> audit;
+  // identity is the top-level `identity:` block, interpreted by mtls/ (parse_identity_config) like
+  // a transport socket: kept as a located node so its errors point into this file.
+  std::optional<Node> identity;
   Node document;  // the whole file, for /config_dump
 
   const ClusterConfig* find_cluster(std::string_view name) const;

@@ -10,32 +10,6 @@ using config::ErrorList;
 using config::MapReader;
 using config::Node;
 
-std::optional<DataSource> parse_data_source(const Node& node, ErrorList& errors) {
-  MapReader r(node, errors);
-  if (!r.valid()) return std::nullopt;
-  DataSource ds;
-  bool file = r.string("filename", &ds.filename);
-  bool inline_str = r.string("inline_string", &ds.inline_string);
-  if (auto b = r.get("inline_bytes")) {
-    errors.add(b->location(), b->path(), "inline_bytes is not supported; use inline_string or filename");
-    return std::nullopt;
-  }
-  if (auto e = r.get("environment_variable")) {
-    errors.add(e->location(), e->path(), "environment_variable is not supported; use inline_string or filename");
-    return std::nullopt;
-  }
-  r.finish();
-  if (file == inline_str) {
-    errors.add(node.location(), node.path(), "set exactly one of filename or inline_string");
-    return std::nullopt;
-  }
-  if (file && ds.filename.empty()) {
-    errors.add(node.location(), node.path() + ".filename", "must not be empty");
-    return std::nullopt;
-  }
-  return ds;
-}
-
 std::optional<uint16_t> parse_tls_version(MapReader& r, std::string_view key, ErrorList& errors) {
   std::string v;
   if (!r.string(key, &v)) return std::nullopt;
@@ -197,6 +171,32 @@ void parse_common(const Node& node, TlsContextConfig& out, ErrorList& errors) {
 }
 
 }  // namespace
+
+std::optional<DataSource> parse_data_source(const Node& node, ErrorList& errors) {
+  MapReader r(node, errors);
+  if (!r.valid()) return std::nullopt;
+  DataSource ds;
+  bool file = r.string("filename", &ds.filename);
+  bool inline_str = r.string("inline_string", &ds.inline_string);
+  if (auto b = r.get("inline_bytes")) {
+    errors.add(b->location(), b->path(), "inline_bytes is not supported; use inline_string or filename");
+    return std::nullopt;
+  }
+  if (auto e = r.get("environment_variable")) {
+    errors.add(e->location(), e->path(), "environment_variable is not supported; use inline_string or filename");
+    return std::nullopt;
+  }
+  r.finish();
+  if (file == inline_str) {
+    errors.add(node.location(), node.path(), "set exactly one of filename or inline_string");
+    return std::nullopt;
+  }
+  if (file && ds.filename.empty()) {
+    errors.add(node.location(), node.path() + ".filename", "must not be empty");
+    return std::nullopt;
+  }
+  return ds;
+}
 
 std::optional<TlsContextConfig> parse_tls_transport_socket(const config::TypedExtension& ext, bool downstream,
                                                            config::ErrorList& errors) {

@@ -71,6 +71,10 @@ struct TlsContextConfig {
   bool verifies_peer() const { return trusted_ca.has_value() || !trust_domains.empty() || validation_sds.has_value(); }
 };
 
+// parse_data_source reads a DataSource map (filename or inline_string; inline_bytes and
+// environment_variable are refused). nullopt after reporting into `errors`.
+std::optional<DataSource> parse_data_source(const config::Node& node, config::ErrorList& errors);
+
 // resolve_sds_files reads the SDS files a config names and returns the config with their secrets
 // filled in (certificate and key sources; validation context merged with any default one). Errors
 // name the file, line and column.

@@ -18,6 +18,14 @@ constexpr int64_t kStatePreInitializing = 2;
 
 constexpr std::chrono::milliseconds kDrainPollInterval{50};
 
+// identity_text is the identity block as YAML, to tell whether a reload changes it.
+std::string identity_text(const ServerConfig& config) {
+  if (!config.bootstrap.identity) return "";
+  YAML::Emitter out;
+  out << config.bootstrap.identity->yaml();
+  return out.c_str();
+}
+
 std::string listener_stat_tag(const config::ListenerConfig& l, const asio::ip::tcp::endpoint& local) {
   if (!l.stat_prefix.empty()) return l.stat_prefix;
   return local.address().to_string() + "_" + std::to_string(local.port());
@@ -42,6 +50,12 @@ Server::~Server() { shutdown(); }
 
 Status Server::start() {
   if (Status s = start_audit(); !s.ok()) return s;
+  if (config_->identity) {
+    // Read again: the files may have changed since the config was validated.
+    auto store = mtls::StaticSvidStore::create(*config_->identity, stats_);
+    if (!store.ok()) return make_error(store.error().code, "identity: " + store.error().message);
+    identity_ = std::move(store.value());
+  }
   if (Status s = apply(config_); !s.ok()) return s;
   if (Status s = start_admin(); !s.ok()) return s;
   for (auto& slot : workers_) slot.worker->start();
@@ -192,6 +206,9 @@ Status Server::reload() {
   } else if (next->bootstrap.audit != config_->bootstrap.audit) {
     // The audit chain and its files belong to the process; changing them needs a restart.
     result = make_error(ErrorCode::kFailedPrecondition, "the audit block cannot change on reload; restart to change it");
+  } else if (identity_text(*next) != identity_text(*config_)) {
+    // Workload API and SDS streams watch one store for the life of the process.
+    result = make_error(ErrorCode::kFailedPrecondition, "the identity block cannot change on reload; restart to change it");
   } else {
     result = apply(std::move(next));
   }
@@ -332,6 +349,9 @@ void Server::watch_tls_files() {
   for (const auto& [name, ctx] : config_->cluster_tls) {
     for (auto& f : ctx->watched_files()) files.push_back(f);
   }
+  if (identity_) {
+    for (auto& f : identity_->watched_files()) files.push_back(f);
+  }
   asio::error_code ignored;
   if (tls_watch_fd_) tls_watch_fd_->close(ignored);  // a dup of the watcher's fd
   tls_watch_fd_.reset();
@@ -366,6 +386,8 @@ void Server::wait_tls_files() {
 
 void Server::rotate_tls() {
   if (draining_) return;
+  // The identity store counts, logs and publishes on its own; watchers are told on this thread.
+  if (identity_) identity_->reload();
   auto next = std::make_shared<ServerConfig>(*config_);
   bool changed = false;
   std::string errors;

@@ -19,6 +19,7 @@
 #include "proxy/admin_server.h"
 #include "proxy/cluster.h"
 #include "proxy/listener.h"
+#include "mtls/static_svid_store.h"
 #include "proxy/server_config.h"
 #include "proxy/server_stats.h"
 #include "proxy/worker.h"
@@ -56,6 +57,10 @@ class Server {
   Status reload();
   void begin_drain();
   void shutdown();
+  // identity is the `identity:` block's store (null without one), built by start() and kept for
+  // the life of the process: the Workload API and SDS servers read and watch it. Its files rotate
+  // with the TLS files (main thread), so watcher callbacks run on the main thread.
+  const std::shared_ptr<mtls::StaticSvidStore>& identity() const { return identity_; }
 
  private:
   struct ActiveListener {
@@ -99,6 +104,7 @@ class Server {
   ServerStats server_stats_;
   ListenerManagerStats listener_manager_stats_;
   std::shared_ptr<const ServerConfig> config_;
+  std::shared_ptr<mtls::StaticSvidStore> identity_;
   asio::io_context main_io_{1};
   asio::signal_set signals_{main_io_};
   asio::steady_timer drain_timer_{main_io_};

@@ -1,6 +1,7 @@
 #include "proxy/server_config.h"
 
 #include "config/yaml_file.h"
+#include "mtls/static_identity.h"
 #include "mtls/tls_config.h"
 
 namespace portcullis::proxy {
@@ -19,6 +20,16 @@ std::shared_ptr<const mtls::TlsContext> build_tls(const config::TypedExtension& 
   return ctx.value();
 }
 
+std::optional<mtls::IdentityConfig> build_identity(const config::Node& node, config::ErrorList& errors) {
+  auto identity = mtls::parse_identity_config(node, errors);
+  if (!identity) return std::nullopt;
+  if (auto loaded = mtls::load_static_identity(*identity); !loaded.ok()) {
+    errors.add(node.location(), node.path(), loaded.error().message);
+    return std::nullopt;
+  }
+  return identity;
+}
+
 }  // namespace
 
 std::shared_ptr<const ServerConfig> load_server_config(const std::string& path, size_t max_bytes,
@@ -35,6 +46,7 @@ std::shared_ptr<const ServerConfig> build_server_config(const config::Node& root
   out->bootstrap = config::parse_bootstrap(root, errors);
   if (!overrides.service_node.empty()) out->bootstrap.node_id = overrides.service_node;
   if (!overrides.service_cluster.empty()) out->bootstrap.node_cluster = overrides.service_cluster;
+  if (out->bootstrap.identity) out->identity = build_identity(*out->bootstrap.identity, errors);
   filters::FilterBuildContext ctx{stats, out->bootstrap, errors};
   for (const auto& cluster : out->bootstrap.clusters) {
     if (cluster.transport_socket) {

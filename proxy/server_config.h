@@ -9,6 +9,7 @@
 #include "config/bootstrap.h"
 #include "config/errors.h"
 #include "filters/network/filter_chain.h"
+#include "mtls/identity_config.h"
 #include "mtls/tls_context.h"
 
 namespace portcullis::proxy {
@@ -22,6 +23,10 @@ struct ServerConfig {
   // TLS per cluster name (absent = plaintext).
   std::vector<std::shared_ptr<const mtls::TlsContext>> listener_tls;
   std::map<std::string, std::shared_ptr<const mtls::TlsContext>, std::less<>> cluster_tls;
+  // identity is the validated `identity:` block; its files were read and checked together
+  // (load_static_identity) so that --mode validate and a reload catch bad ones. The Server builds
+  // the one StaticSvidStore of the process from it.
+  std::optional<mtls::IdentityConfig> identity;
 };
 
 // ConfigOverrides are the command-line flags that replace config values (Envoy's

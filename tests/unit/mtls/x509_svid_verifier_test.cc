@@ -181,7 +181,7 @@ TEST(TrustBundle, LoadsPemAndSpiffeJsonAndSkipsUnknownKeys) {
   OPENSSL_free(der);
   std::string json = R"({"spiffe_sequence": 42, "keys": [
       {"kty": "EC", "use": "x509-svid", "x5c": [")" + b64 + R"("]},
-      {"kty": "EC", "use": "jwt-svid", "kid": "k1", "crv": "P-256", "x": "a", "y": "b"},
+      {"kty": "OKP", "use": "jwt-svid", "kid": "k1", "crv": "Ed25519", "x": "a"},
       {"kty": "EC", "use": "something-new", "x5c": ["!!"]},
       {"kty": "EC", "use": "x509-svid", "x5c": []}]})";
   auto bundle = TrustBundle::from_spiffe_json("example.org", json);
@@ -204,6 +204,8 @@ TEST(TrustBundle, RejectsBrokenInput) {
   EXPECT_FALSE(TrustBundle::from_spiffe_json("example.org", R"({"keys": 3})").ok());
   EXPECT_FALSE(TrustBundle::from_spiffe_json("example.org", R"({"keys": [{"kty":"EC","use":"x509-svid","x5c":["@@@"]}]})").ok());
   EXPECT_FALSE(TrustBundle::from_spiffe_json("example.org", R"({"spiffe_sequence": -1, "keys": []})").ok());
+  // A JWT key of a kty we know must be well-formed; a skipped one would silently untrust tokens.
+  EXPECT_FALSE(TrustBundle::from_spiffe_json("example.org", R"({"keys": [{"kty":"EC","use":"jwt-svid","kid":"k","crv":"P-256","x":"a","y":"b"}]})").ok());
 }
 
 }  // namespace

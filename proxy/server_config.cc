@@ -63,6 +63,14 @@ std::shared_ptr<const ServerConfig> build_server_config(const config::Node& root
     auto chain = filters::build_network_filter_chain(listener.filter_chains.front(), ctx);
     out->chains.push_back(chain ? std::move(*chain) : filters::NetworkFilterChain{});
   }
+  if (const auto& node = out->bootstrap.sds) {
+    out->sds = mtls::parse_sds_config(*node, errors, [&](const config::Node& n) {
+      if (auto limits = parse_grpc_server_limits(n, errors)) out->sds_limits = *limits;
+    });
+    if (!out->bootstrap.identity) {
+      errors.add(node->location(), node->path(), "requires the identity block (SDS serves its SVID and bundles)");
+    }
+  }
   if (!errors.empty()) return nullptr;
   return out;
 }

@@ -10,7 +10,9 @@
 #include "config/errors.h"
 #include "filters/network/filter_chain.h"
 #include "mtls/identity_config.h"
+#include "mtls/sds/sds_config.h"
 #include "mtls/tls_context.h"
+#include "proxy/grpc/grpc_server_limits.h"
 
 namespace portcullis::proxy {
 
@@ -27,6 +29,9 @@ struct ServerConfig {
   // (load_static_identity) so that --mode validate and a reload catch bad ones. The Server builds
   // the one StaticSvidStore of the process from it.
   std::optional<mtls::IdentityConfig> identity;
+  // The top-level `sds:` block, when present (it needs `identity:`), and its gRPC server limits.
+  std::optional<mtls::SdsConfig> sds;
+  GrpcServerLimits sds_limits;
 };
 
 // ConfigOverrides are the command-line flags that replace config values (Envoy's

@@ -30,12 +30,19 @@ std::optional<SdsConfig> parse_sds_config(const config::Node& node, config::Erro
   name_field(r, "default_bundle_name", &out.names.default_bundle, errors);
   name_field(r, "default_all_bundles_name", &out.names.all_bundles, errors);
   r.boolean("disable_spiffe_cert_validation", &out.disable_spiffe_cert_validation);
-  r.finish();
   const SdsNames& n = out.names;
-  if (n.default_svid == n.default_bundle || n.default_svid == n.all_bundles || n.default_bundle == n.all_bundles) {
-    errors.add(node.location(), node.path(),
-               "default_svid_name, default_bundle_name and default_all_bundles_name must differ");
-  }
+  // Two equal names would leave one never served; point at the field that set the clash.
+  auto clash = [&](std::string_view later, std::string_view earlier, const std::string& value) {
+    auto at = r.get(later);
+    if (!at) at = r.get(earlier);
+    errors.add(at ? at->location() : node.location(), at ? at->path() : node.path(),
+               "'" + value + "' is already another special name (default_svid_name, default_bundle_name and "
+               "default_all_bundles_name must differ)");
+  };
+  if (n.default_bundle == n.default_svid) clash("default_bundle_name", "default_svid_name", n.default_bundle);
+  if (n.all_bundles == n.default_svid) clash("default_all_bundles_name", "default_svid_name", n.all_bundles);
+  if (n.all_bundles == n.default_bundle) clash("default_all_bundles_name", "default_bundle_name", n.all_bundles);
+  r.finish();
   if (errors.size() != before) return std::nullopt;
   YAML::Emitter text;
   text << node.yaml();

@@ -21,7 +21,7 @@ struct SdsNames {
 
 // SdsConfig is the validated top-level `sds:` block:
 //   sds:
-//     address: {pipe: {path: /run/portcullis/sds.sock, mode: 0600}}   # or {socket_address: ...}
+//     address: {pipe: {path: /run/portcullis/sds.sock, mode: 384}}    # 0600; or {socket_address: ...}
 //     limits: {max_message_bytes: 65536}                               # GrpcServerLimits, optional
 //     default_svid_name: default                                      # SPIRE's names, optional
 //     default_bundle_name: ROOTCA

@@ -1,0 +1,36 @@
+// The Server's gRPC services: which ones a config asks for, and what a reload may change. Each
+// service adds one block to build_grpc (and, if it has reloadable state, to the reload pair).
+#include <spdlog/spdlog.h>
+
+#include "proxy/server.h"
+
+namespace portcullis::proxy {
+
+Status Server::build_grpc() {
+  grpc_ = std::make_unique<GrpcHosting>(stats_);
+  if (const auto& c = config_->sds) {
+    // The config requires `identity` next to `sds`, and start() built the store from it.
+    sds_ = mtls::SdsService::create(identity_, *c, stats_);
+    grpc::ServiceRegistry registry;
+    if (Status s = mtls::SdsService::register_with(sds_, registry); !s.ok()) return s;
+    GrpcServerOptions options{"sds", c->address, config_->sds_limits, nullptr};
+    if (Status s = grpc_->add(std::move(options), std::move(registry), {mtls::SdsService::kServiceName}); !s.ok()) {
+      return s;
+    }
+  }
+  return grpc_->bind();
+}
+
+Status Server::check_grpc_reload(const ServerConfig& next) const {
+  const auto& sds = config_->sds;
+  if (sds.has_value() != next.sds.has_value() || (sds && sds->fixed != next.sds->fixed)) {
+    return make_error(ErrorCode::kFailedPrecondition, "the sds block cannot change on reload; restart to change it");
+  }
+  return {};
+}
+
+void Server::apply_grpc_reload(const ServerConfig&) {
+  // SDS has nothing to reload: its content follows the identity store, which rotates on its own.
+}
+
+}  // namespace portcullis::proxy

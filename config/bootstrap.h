@@ -97,6 +97,8 @@ struct Bootstrap {
   std::vector<ClusterConfig> clusters;
   RuntimeLimits limits;
   std::optional<AuditConfig> audit;
+  // ext_authz_server: the raw top-level block; filters/ext_authz validates it (see server_config).
+  std::optional<Node> ext_authz_server;
   Node document;  // the whole file, for /config_dump
 
   const ClusterConfig* find_cluster(std::string_view name) const;

@@ -44,6 +44,10 @@ Status Server::start() {
   if (Status s = start_audit(); !s.ok()) return s;
   if (Status s = apply(config_); !s.ok()) return s;
   if (Status s = start_admin(); !s.ok()) return s;
+  if (Status s = build_grpc(); !s.ok()) return s;
+  std::vector<asio::io_context*> loops;
+  for (auto& slot : workers_) loops.push_back(&slot.worker->io());
+  grpc_->start(loops);
   for (auto& slot : workers_) slot.worker->start();
   watch_signals();
   watch_tls_files();
@@ -192,8 +196,12 @@ Status Server::reload() {
   } else if (next->bootstrap.audit != config_->bootstrap.audit) {
     // The audit chain and its files belong to the process; changing them needs a restart.
     result = make_error(ErrorCode::kFailedPrecondition, "the audit block cannot change on reload; restart to change it");
+  } else if (Status g = check_grpc_reload(*next); !g.ok()) {
+    result = g;
   } else {
+    auto applied = next;
     result = apply(std::move(next));
+    if (result.ok()) apply_grpc_reload(*applied);
   }
   if (result.ok()) {
     watch_tls_files();  // the new config may name other certificate files
@@ -240,6 +248,7 @@ void Server::begin_drain() {
   server_stats_.state.set(kStateDraining);
   server_stats_.live.set(0);
   close_all_listeners();
+  if (grpc_) grpc_->drain();
   drain_deadline_ = std::chrono::steady_clock::now() + options_.drain_time;
   poll_drain();
 }
@@ -273,6 +282,7 @@ void Server::shutdown() {
   rotate_timer_.cancel();
   if (tls_watch_fd_) tls_watch_fd_->close(ignored);
   close_all_listeners();
+  if (grpc_) grpc_->stop();
   for (auto& slot : workers_) {
     WorkerSlot* s = &slot;
     s->worker->post([s] { s->listeners.clear(); });

@@ -8,8 +8,10 @@
 #include "common/stats.h"
 #include "config/bootstrap.h"
 #include "config/errors.h"
+#include "filters/ext_authz/ext_authz_config.h"
 #include "filters/network/filter_chain.h"
 #include "mtls/tls_context.h"
+#include "proxy/grpc/grpc_server_limits.h"
 
 namespace portcullis::proxy {
 
@@ -22,6 +24,9 @@ struct ServerConfig {
   // TLS per cluster name (absent = plaintext).
   std::vector<std::shared_ptr<const mtls::TlsContext>> listener_tls;
   std::map<std::string, std::shared_ptr<const mtls::TlsContext>, std::less<>> cluster_tls;
+  // The top-level `ext_authz_server:` block, when present, and its gRPC server limits.
+  std::optional<filters::ExtAuthzServerConfig> ext_authz;
+  GrpcServerLimits ext_authz_limits;
 };
 
 // ConfigOverrides are the command-line flags that replace config values (Envoy's

@@ -15,7 +15,9 @@ std::string canonical_yaml(const std::optional<config::Node>& node) {
 
 }  // namespace
 
-std::optional<ExtAuthzServerConfig> parse_ext_authz_server(const config::Node& node, config::ErrorList& errors) {
+std::optional<ExtAuthzServerConfig> parse_ext_authz_server(
+    const config::Node& node, config::ErrorList& errors,
+    const std::function<void(const config::Node& limits)>& parse_limits) {
   size_t before = errors.size();
   ExtAuthzServerConfig out;
   auto policy = std::make_shared<ExtAuthzPolicy>();
@@ -31,6 +33,7 @@ std::optional<ExtAuthzServerConfig> parse_ext_authz_server(const config::Node& n
   if (auto n = r.get("rules")) policy->rules = parse_rbac(*n, errors);
   if (auto n = r.get("shadow_rules")) policy->shadow = parse_rbac(*n, errors);
   out.limits = r.get("limits");
+  if (out.limits && parse_limits) parse_limits(*out.limits);
   r.finish();
   if (errors.size() != before) return std::nullopt;
   if (!policy->rules) spdlog::warn("{}: no rules: every Check is allowed", node.path());

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,14 +25,14 @@ struct ExtAuthzPolicy {
 //     stat_prefix: ingress          # stats under ext_authz_server.<stat_prefix>.; default "default"
 //     rules: {action: ALLOW, policies: {...}}   # Envoy config.rbac.v3.RBAC, as in the RBAC filters
 //     shadow_rules: {...}           # counted and audited, never enforced
-//     limits: {...}                 # GrpcServerLimits; parsed by proxy/ (filters/ cannot see it)
+//     limits: {...}                 # GrpcServerLimits; parsed by the caller (filters/ cannot see it)
 //
 // Immutable once parsed.
 struct ExtAuthzServerConfig {
   config::Address address;
   std::string stat_prefix = "default";
   std::shared_ptr<const ExtAuthzPolicy> policy;
-  std::optional<config::Node> limits;  // the raw `limits:` node, for proxy::parse_grpc_server_limits
+  std::optional<config::Node> limits;  // the raw `limits:` node (see parse_ext_authz_server)
   // fixed is the canonical YAML of everything a reload cannot change (address, stat_prefix,
   // limits): equal text means a reload may swap the policy in place.
   std::string fixed;
@@ -39,6 +40,10 @@ struct ExtAuthzServerConfig {
 
 // parse_ext_authz_server validates the block and compiles its rules with the RBAC parser the
 // network filter uses, reporting every problem (file:line:col) into `errors`. nullopt after errors.
-std::optional<ExtAuthzServerConfig> parse_ext_authz_server(const config::Node& node, config::ErrorList& errors);
+// `parse_limits`, when given, is called with the `limits:` node (even when other fields have
+// errors, so that every problem is reported in one pass).
+std::optional<ExtAuthzServerConfig> parse_ext_authz_server(
+    const config::Node& node, config::ErrorList& errors,
+    const std::function<void(const config::Node& limits)>& parse_limits = nullptr);
 
 }  // namespace portcullis::filters

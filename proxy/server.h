@@ -16,8 +16,10 @@
 #include "common/result.h"
 #include "common/stats.h"
 #include "config/file_watcher.h"
+#include "filters/ext_authz/ext_authz_service.h"
 #include "proxy/admin_server.h"
 #include "proxy/cluster.h"
+#include "proxy/grpc_hosting.h"
 #include "proxy/listener.h"
 #include "mtls/static_svid_store.h"
 #include "proxy/server_config.h"
@@ -98,6 +100,12 @@ class Server {
   std::string listeners_text(bool json) const;
   std::string config_dump_json() const;
   AdminResponse stats_response(const AdminRequest& req) const;
+  // gRPC services (server_grpc.cc): build_grpc adds every configured service to grpc_ and binds
+  // it; check_grpc_reload refuses a reload that changes what cannot change live (an address);
+  // apply_grpc_reload publishes what can (the ext_authz rules).
+  Status build_grpc();
+  Status check_grpc_reload(const ServerConfig& next) const;
+  void apply_grpc_reload(const ServerConfig& next);
 
   ServerOptions options_;
   StatsStore& stats_;
@@ -111,6 +119,10 @@ class Server {
   std::unique_ptr<AdminServer> admin_;
   // Declared before workers_: sessions on the workers write to it until the workers are gone.
   std::unique_ptr<AuditLog> audit_;
+  // gRPC servers; declared before workers_ so calls still queued on the workers' loops are
+  // destroyed before the servers and services they reference.
+  std::unique_ptr<GrpcHosting> grpc_;
+  std::shared_ptr<filters::ExtAuthzService> ext_authz_;
   std::optional<config::FileWatcher> tls_watcher_;
   std::optional<asio::posix::stream_descriptor> tls_watch_fd_;
   asio::steady_timer rotate_timer_{main_io_};

@@ -16,6 +16,7 @@
 #include "common/result.h"
 #include "common/stats.h"
 #include "config/file_watcher.h"
+#include "filters/ext_authz/ext_authz_service.h"
 #include "proxy/admin_server.h"
 #include "proxy/cluster.h"
 #include "proxy/grpc_hosting.h"
@@ -102,7 +103,7 @@ class Server {
   AdminResponse stats_response(const AdminRequest& req) const;
   // gRPC services (server_grpc.cc): build_grpc adds every configured service to grpc_ and binds
   // it; check_grpc_reload refuses a reload that changes what cannot change live (an address);
-  // apply_grpc_reload publishes what can.
+  // apply_grpc_reload publishes what can (the ext_authz rules).
   Status build_grpc();
   Status check_grpc_reload(const ServerConfig& next) const;
   void apply_grpc_reload(const ServerConfig& next);
@@ -122,6 +123,7 @@ class Server {
   // gRPC servers; declared before workers_ so calls still queued on the workers' loops are
   // destroyed before the servers and services they reference.
   std::unique_ptr<GrpcHosting> grpc_;
+  std::shared_ptr<filters::ExtAuthzService> ext_authz_;
   std::shared_ptr<mtls::SdsService> sds_;
   std::optional<config::FileWatcher> tls_watcher_;
   std::optional<asio::posix::stream_descriptor> tls_watch_fd_;

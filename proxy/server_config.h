@@ -8,6 +8,7 @@
 #include "common/stats.h"
 #include "config/bootstrap.h"
 #include "config/errors.h"
+#include "filters/ext_authz/ext_authz_config.h"
 #include "filters/network/filter_chain.h"
 #include "mtls/identity_config.h"
 #include "mtls/sds/sds_config.h"
@@ -29,6 +30,9 @@ struct ServerConfig {
   // (load_static_identity) so that --mode validate and a reload catch bad ones. The Server builds
   // the one StaticSvidStore of the process from it.
   std::optional<mtls::IdentityConfig> identity;
+  // The top-level `ext_authz_server:` block, when present, and its gRPC server limits.
+  std::optional<filters::ExtAuthzServerConfig> ext_authz;
+  GrpcServerLimits ext_authz_limits;
   // The top-level `sds:` block, when present (it needs `identity:`), and its gRPC server limits.
   std::optional<mtls::SdsConfig> sds;
   GrpcServerLimits sds_limits;

@@ -84,14 +84,12 @@ size_t SdsService::open_streams() const {
 }
 
 void SdsService::on_rotation() {
-  std::vector<std::shared_ptr<SdsStream>> live;
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& [id, weak] : streams_) {
-      if (auto s = weak.lock()) live.push_back(std::move(s));
-    }
+  // notify_rotation only posts, so this holds the lock briefly. Each posted task keeps its call
+  // alive, so no call is destroyed on this (the main) thread.
+  std::lock_guard lock(mu_);
+  for (const auto& [id, weak] : streams_) {
+    if (auto s = weak.lock()) s->notify_rotation();
   }
-  for (const auto& s : live) s->notify_rotation();
 }
 
 }  // namespace portcullis::mtls

@@ -261,6 +261,29 @@ TEST_F(SdsServiceTest, RotationPushesANewVersionOnlyWhenSomethingChanged) {
   EXPECT_EQ(stat("responses_sent"), 3);
 }
 
+TEST_F(SdsServiceTest, RequestWithoutNodeKeepsThePreviousNode) {
+  auto call = open();
+  auto first = request({"ROOTCA"});
+  first.mutable_node()->mutable_user_agent_build_version()->mutable_version()->set_major_number(1);
+  first.mutable_node()->mutable_user_agent_build_version()->mutable_version()->set_minor_number(17);
+  call->deliver_message(first);
+  auto resp = call->sent_as<DiscoveryResponse>(0);
+  EXPECT_TRUE(secrets_of(resp)[0].validation_context().has_trusted_ca());
+  auto next = ack(resp, {"ROOTCA", "default"});
+  next.clear_node();
+  call->deliver_message(next);
+  ASSERT_EQ(call->sent().size(), 2u);
+  EXPECT_TRUE(secrets_of(call->sent_as<DiscoveryResponse>(1))[0].validation_context().has_trusted_ca());
+}
+
+TEST_F(SdsServiceTest, HalfCloseEndsTheStream) {
+  auto call = open();
+  call->deliver_message(request({"default"}));
+  call->half_close();
+  ASSERT_TRUE(call->final_status().has_value());
+  EXPECT_TRUE(call->final_status()->ok());
+}
+
 TEST_F(SdsServiceTest, StreamEndUnregisters) {
   auto call = open();
   call->deliver_message(request({"default"}));

@@ -61,7 +61,7 @@ void SdsStream::on_request(DiscoveryRequest&& request) {
                                                             "\": this server serves " + kSecretTypeUrl});
     return;
   }
-  if (!is_reply(request)) return;
+  if (!is_current(request)) return;
   if (request.has_node()) node_ = request.node();  // a request without one keeps the previous node
   std::vector<std::string> names = sorted_names(request);
   bool first = !requested_;
@@ -71,9 +71,9 @@ void SdsStream::on_request(DiscoveryRequest&& request) {
   if (first || names_changed) respond(false, false);
 }
 
-// is_reply classifies a request after the first: false for a stale one (ignored); counts ACKs and
+// is_current classifies a request after the first: false for a stale one (ignored); counts ACKs and
 // NACKs of the latest response.
-bool SdsStream::is_reply(const DiscoveryRequest& request) {
+bool SdsStream::is_current(const DiscoveryRequest& request) {
   if (last_nonce_.empty()) return true;  // nothing sent yet: any request is current
   if (request.response_nonce() != last_nonce_) {
     context_->stats.stale_requests.inc();

@@ -51,7 +51,7 @@ class SdsStream : public std::enable_shared_from_this<SdsStream> {
 
  private:
   void on_request(::envoy::service::discovery::v3::DiscoveryRequest&& request);
-  bool is_reply(const ::envoy::service::discovery::v3::DiscoveryRequest& request);
+  bool is_current(const ::envoy::service::discovery::v3::DiscoveryRequest& request);
   void on_rotation();
   // respond builds the caller's resources and sends them, unless `only_if_changed` and they equal
   // the last response's. Ends the call on a resolution error.

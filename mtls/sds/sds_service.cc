@@ -71,9 +71,13 @@ void SdsService::open_stream(SdsBidiStream stream) {
     streams_[id] = s;
   }
   s->start([weak = weak_from_this(), id] {
-    if (auto self = weak.lock()) {
-      std::lock_guard lock(self->mu_);
-      self->streams_.erase(id);
+    auto self = weak.lock();
+    if (!self) return;
+    std::shared_ptr<SdsStream> closed;  // destroyed after the lock is released
+    std::lock_guard lock(self->mu_);
+    if (auto it = self->streams_.find(id); it != self->streams_.end()) {
+      closed = std::move(it->second);
+      self->streams_.erase(it);
     }
   });
 }
@@ -84,12 +88,9 @@ size_t SdsService::open_streams() const {
 }
 
 void SdsService::on_rotation() {
-  // notify_rotation only posts, so this holds the lock briefly. Each posted task keeps its call
-  // alive, so no call is destroyed on this (the main) thread.
+  // notify_rotation only posts, so this holds the lock briefly.
   std::lock_guard lock(mu_);
-  for (const auto& [id, weak] : streams_) {
-    if (auto s = weak.lock()) s->notify_rotation();
-  }
+  for (const auto& [id, stream] : streams_) stream->notify_rotation();
 }
 
 }  // namespace portcullis::mtls

@@ -57,7 +57,7 @@ class SdsService : public std::enable_shared_from_this<SdsService> {
 
   std::shared_ptr<const SdsContext> context_;
   mutable std::mutex mu_;
-  std::map<uint64_t, std::weak_ptr<SdsStream>> streams_;
+  std::map<uint64_t, std::shared_ptr<SdsStream>> streams_;  // open StreamSecrets calls
   uint64_t next_stream_id_ = 1;
   // Last member: unsubscribed first on destruction, before the members its callback reads.
   SvidSubscription subscription_;

@@ -38,12 +38,17 @@ SdsStream::SdsStream(std::shared_ptr<const SdsContext> context, SdsBidiStream st
 
 void SdsStream::start(std::function<void()> on_closed) {
   context_->stats.streams_active.inc();
-  auto self = shared_from_this();
-  stream_.on_message([self](DiscoveryRequest&& request) { self->on_request(std::move(request)); });
+  // Weak: the service owns the stream, so a call that never ends cannot keep a cycle alive.
+  std::weak_ptr<SdsStream> weak = weak_from_this();
+  stream_.on_message([weak](DiscoveryRequest&& request) {
+    if (auto self = weak.lock()) self->on_request(std::move(request));
+  });
   // Envoy never half-closes an SDS stream; a client that does wants no more pushes.
-  stream_.on_half_close([self] { self->stream_.finish(); });
-  stream_.on_done([self, on_closed = std::move(on_closed)](const grpc::GrpcStatus&) {
-    self->context_->stats.streams_active.dec();
+  stream_.on_half_close([weak] {
+    if (auto self = weak.lock()) self->stream_.finish();
+  });
+  stream_.on_done([context = context_, on_closed = std::move(on_closed)](const grpc::GrpcStatus&) {
+    context->stats.streams_active.dec();
     if (on_closed) on_closed();
   });
 }

@@ -39,7 +39,8 @@ CallerInfo caller_info(const grpc::ServerCallContext& context);
 //    also orders responses across streams); each response carries a fresh random 8-hex nonce;
 //  - a name the caller may not have ends the call with INVALID_ARGUMENT, as SPIRE does.
 // Threading: lives on the call's loop; only notify_rotation() may be called from elsewhere.
-// Lifetime: the call's callbacks own it until the call ends.
+// Lifetime: owned by the SdsService until the call ends (on_closed); the call's callbacks hold
+// only weak references to it.
 class SdsStream : public std::enable_shared_from_this<SdsStream> {
  public:
   SdsStream(std::shared_ptr<const SdsContext> context, SdsBidiStream stream);

@@ -58,6 +58,12 @@ Status Server::start() {
   }
   if (Status s = apply(config_); !s.ok()) return s;
   if (Status s = start_admin(); !s.ok()) return s;
+  grpc_ = std::make_unique<GrpcHosting>(stats_);
+  if (Status s = add_workload_api(); !s.ok()) return s;
+  if (Status s = grpc_->bind(); !s.ok()) return s;
+  std::vector<asio::io_context*> loops;
+  for (auto& slot : workers_) loops.push_back(&slot.worker->io());
+  grpc_->start(loops);
   for (auto& slot : workers_) slot.worker->start();
   watch_signals();
   watch_tls_files();
@@ -209,6 +215,8 @@ Status Server::reload() {
   } else if (identity_text(*next) != identity_text(*config_)) {
     // Workload API and SDS streams watch one store for the life of the process.
     result = make_error(ErrorCode::kFailedPrecondition, "the identity block cannot change on reload; restart to change it");
+  } else if (Status w = check_workload_api_reload(*next); !w.ok()) {
+    result = w;
   } else {
     result = apply(std::move(next));
   }
@@ -257,6 +265,7 @@ void Server::begin_drain() {
   server_stats_.state.set(kStateDraining);
   server_stats_.live.set(0);
   close_all_listeners();
+  if (grpc_) grpc_->drain();
   drain_deadline_ = std::chrono::steady_clock::now() + options_.drain_time;
   poll_drain();
 }
@@ -290,6 +299,7 @@ void Server::shutdown() {
   rotate_timer_.cancel();
   if (tls_watch_fd_) tls_watch_fd_->close(ignored);
   close_all_listeners();
+  if (grpc_) grpc_->stop();
   for (auto& slot : workers_) {
     WorkerSlot* s = &slot;
     s->worker->post([s] { s->listeners.clear(); });

@@ -12,12 +12,14 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "attest/workload_api/workload_api_service.h"
 #include "common/audit.h"
 #include "common/result.h"
 #include "common/stats.h"
 #include "config/file_watcher.h"
 #include "proxy/admin_server.h"
 #include "proxy/cluster.h"
+#include "proxy/grpc_hosting.h"
 #include "proxy/listener.h"
 #include "mtls/static_svid_store.h"
 #include "proxy/server_config.h"
@@ -98,6 +100,10 @@ class Server {
   std::string listeners_text(bool json) const;
   std::string config_dump_json() const;
   AdminResponse stats_response(const AdminRequest& req) const;
+  // The SPIFFE Workload API (server_workload_api.cc): add_workload_api adds it to grpc_ when
+  // configured; check_workload_api_reload refuses a reload that changes its block.
+  Status add_workload_api();
+  Status check_workload_api_reload(const ServerConfig& next) const;
 
   ServerOptions options_;
   StatsStore& stats_;
@@ -111,6 +117,10 @@ class Server {
   std::unique_ptr<AdminServer> admin_;
   // Declared before workers_: sessions on the workers write to it until the workers are gone.
   std::unique_ptr<AuditLog> audit_;
+  // gRPC servers; declared before workers_ so calls still queued on the workers' loops are
+  // destroyed before the servers and services they reference.
+  std::unique_ptr<GrpcHosting> grpc_;
+  std::shared_ptr<attest::WorkloadApiService> workload_api_;
   std::optional<config::FileWatcher> tls_watcher_;
   std::optional<asio::posix::stream_descriptor> tls_watch_fd_;
   asio::steady_timer rotate_timer_{main_io_};

@@ -11,6 +11,8 @@
 #include "filters/network/filter_chain.h"
 #include "mtls/identity_config.h"
 #include "mtls/tls_context.h"
+#include "attest/workload_api/workload_api_config.h"
+#include "proxy/grpc/grpc_server_limits.h"
 
 namespace portcullis::proxy {
 
@@ -27,6 +29,10 @@ struct ServerConfig {
   // (load_static_identity) so that --mode validate and a reload catch bad ones. The Server builds
   // the one StaticSvidStore of the process from it.
   std::optional<mtls::IdentityConfig> identity;
+  // The SPIFFE Workload API endpoint (the `workload_api:` block, or --workload-api-socket) and
+  // its gRPC server limits; absent when not served.
+  std::optional<attest::WorkloadApiConfig> workload_api;
+  GrpcServerLimits workload_api_limits;
 };
 
 // ConfigOverrides are the command-line flags that replace config values (Envoy's
@@ -34,6 +40,9 @@ struct ServerConfig {
 struct ConfigOverrides {
   std::string service_node;
   std::string service_cluster;
+  // The Workload API address as a SPIFFE endpoint URI (unix:///path, tcp://IP:port), from
+  // --workload-api-socket and from $SPIFFE_ENDPOINT_SOCKET (read by main).
+  attest::WorkloadApiEndpointSources workload_api = {};
 };
 
 // build_server_config validates a parsed document (see load_server_config).

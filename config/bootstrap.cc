@@ -266,6 +266,7 @@ Bootstrap parse_bootstrap(const Node& root, ErrorList& errors) {
   if (auto a = r.get("audit")) b.audit = parse_audit(*a, errors);
   b.workload_api = r.get("workload_api");
   if (auto id = r.get("identity")) b.identity = *id;
+  b.ext_authz_server = r.get("ext_authz_server");
   r.finish();
   check_unique_names(b, errors, root);
   return b;

@@ -102,6 +102,8 @@ struct Bootstrap {
   // identity is the top-level `identity:` block, interpreted by mtls/ (parse_identity_config) like
   // a transport socket: kept as a located node so its errors point into this file.
   std::optional<Node> identity;
+  // ext_authz_server: the raw top-level block; filters/ext_authz validates it (see server_config).
+  std::optional<Node> ext_authz_server;
   Node document;  // the whole file, for /config_dump
 
   const ClusterConfig* find_cluster(std::string_view name) const;

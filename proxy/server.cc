@@ -58,9 +58,7 @@ Status Server::start() {
   }
   if (Status s = apply(config_); !s.ok()) return s;
   if (Status s = start_admin(); !s.ok()) return s;
-  grpc_ = std::make_unique<GrpcHosting>(stats_);
-  if (Status s = add_workload_api(); !s.ok()) return s;
-  if (Status s = grpc_->bind(); !s.ok()) return s;
+  if (Status s = build_grpc(); !s.ok()) return s;
   std::vector<asio::io_context*> loops;
   for (auto& slot : workers_) loops.push_back(&slot.worker->io());
   grpc_->start(loops);
@@ -215,10 +213,12 @@ Status Server::reload() {
   } else if (identity_text(*next) != identity_text(*config_)) {
     // Workload API and SDS streams watch one store for the life of the process.
     result = make_error(ErrorCode::kFailedPrecondition, "the identity block cannot change on reload; restart to change it");
-  } else if (Status w = check_workload_api_reload(*next); !w.ok()) {
-    result = w;
+  } else if (Status g = check_grpc_reload(*next); !g.ok()) {
+    result = g;
   } else {
+    auto applied = next;
     result = apply(std::move(next));
+    if (result.ok()) apply_grpc_reload(*applied);
   }
   if (result.ok()) {
     watch_tls_files();  // the new config may name other certificate files

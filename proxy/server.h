@@ -17,6 +17,7 @@
 #include "common/result.h"
 #include "common/stats.h"
 #include "config/file_watcher.h"
+#include "filters/ext_authz/ext_authz_service.h"
 #include "proxy/admin_server.h"
 #include "proxy/cluster.h"
 #include "proxy/grpc_hosting.h"
@@ -104,6 +105,12 @@ class Server {
   // configured; check_workload_api_reload refuses a reload that changes its block.
   Status add_workload_api();
   Status check_workload_api_reload(const ServerConfig& next) const;
+  // gRPC services (server_grpc.cc): build_grpc adds every configured service to grpc_ and binds
+  // it; check_grpc_reload refuses a reload that changes what cannot change live (an address);
+  // apply_grpc_reload publishes what can (the ext_authz rules).
+  Status build_grpc();
+  Status check_grpc_reload(const ServerConfig& next) const;
+  void apply_grpc_reload(const ServerConfig& next);
 
   ServerOptions options_;
   StatsStore& stats_;
@@ -121,6 +128,7 @@ class Server {
   // destroyed before the servers and services they reference.
   std::unique_ptr<GrpcHosting> grpc_;
   std::shared_ptr<attest::WorkloadApiService> workload_api_;
+  std::shared_ptr<filters::ExtAuthzService> ext_authz_;
   std::optional<config::FileWatcher> tls_watcher_;
   std::optional<asio::posix::stream_descriptor> tls_watch_fd_;
   asio::steady_timer rotate_timer_{main_io_};

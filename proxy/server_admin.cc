@@ -83,6 +83,7 @@ void Server::register_admin_routes() {
                      [this](const AdminRequest&) {
                        spdlog::info("admin /drain_listeners: closing all listeners");
                        close_all_listeners();
+                       if (grpc_) grpc_->drain();
                        draining_ = true;
                        server_stats_.state.set(1);
                        server_stats_.live.set(0);

@@ -63,6 +63,11 @@ std::shared_ptr<const ServerConfig> build_server_config(const config::Node& root
     auto chain = filters::build_network_filter_chain(listener.filter_chains.front(), ctx);
     out->chains.push_back(chain ? std::move(*chain) : filters::NetworkFilterChain{});
   }
+  if (out->bootstrap.ext_authz_server) {
+    out->ext_authz = filters::parse_ext_authz_server(*out->bootstrap.ext_authz_server, errors, [&](const config::Node& n) {
+      if (auto limits = parse_grpc_server_limits(n, errors)) out->ext_authz_limits = *limits;
+    });
+  }
   out->workload_api = attest::resolve_workload_api_config(
       out->bootstrap.workload_api, overrides.workload_api, out->bootstrap.identity.has_value(), errors,
       [&](const config::Node& n) {

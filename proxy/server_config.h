@@ -5,13 +5,14 @@
 #include <string>
 #include <vector>
 
+#include "attest/workload_api/workload_api_config.h"
 #include "common/stats.h"
 #include "config/bootstrap.h"
 #include "config/errors.h"
+#include "filters/ext_authz/ext_authz_config.h"
 #include "filters/network/filter_chain.h"
 #include "mtls/identity_config.h"
 #include "mtls/tls_context.h"
-#include "attest/workload_api/workload_api_config.h"
 #include "proxy/grpc/grpc_server_limits.h"
 
 namespace portcullis::proxy {
@@ -29,6 +30,9 @@ struct ServerConfig {
   // (load_static_identity) so that --mode validate and a reload catch bad ones. The Server builds
   // the one StaticSvidStore of the process from it.
   std::optional<mtls::IdentityConfig> identity;
+  // The top-level `ext_authz_server:` block, when present, and its gRPC server limits.
+  std::optional<filters::ExtAuthzServerConfig> ext_authz;
+  GrpcServerLimits ext_authz_limits;
   // The SPIFFE Workload API endpoint (the `workload_api:` block, or --workload-api-socket) and
   // its gRPC server limits; absent when not served.
   std::optional<attest::WorkloadApiConfig> workload_api;

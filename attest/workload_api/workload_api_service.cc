@@ -33,11 +33,18 @@ GrpcResult<JWTBundlesResponse> build_jwt_bundles(const mtls::IdentitySnapshot& s
 }  // namespace
 
 // Stream is one open server stream and what it last sent. Owned by the call's on_done callback
-// (so it lives exactly as long as the call); the store callback only holds a weak reference.
+// (so it lives exactly as long as the call) and referring to the call weakly, so that the two
+// never form a cycle; the store callback only holds a weak reference to it.
 template <typename Resp>
 struct WorkloadApiService::Stream {
-  Stream(ServerWriter<Resp> w, Builder<Resp> b) : writer(std::move(w)), build(b) {}
-  ServerWriter<Resp> writer;
+  Stream(const ServerWriter<Resp>& w, Builder<Resp> b) : call(w.call()), build(b) {}
+  // writer is the live call's writer, or nullopt once the call is gone or done.
+  std::optional<ServerWriter<Resp>> writer() const {
+    auto c = call.lock();
+    if (!c || c->done()) return std::nullopt;
+    return ServerWriter<Resp>(std::move(c));
+  }
+  std::weak_ptr<grpc::ServerCall> call;
   Builder<Resp> build;
   std::optional<Resp> last;
   mtls::SvidSubscription subscription;
@@ -141,7 +148,7 @@ void WorkloadApiService::serve_stream(ServerWriter<Resp> writer, Builder<Resp> b
     executor->post([weak, weak_self] {
       auto s = weak.lock();
       auto self = weak_self.lock();
-      if (s && self && !s->writer.done()) self->push(s);
+      if (s && self) self->push(s);
     });
   });
   auto view = view_for(ctx);
@@ -153,37 +160,39 @@ void WorkloadApiService::serve_stream(ServerWriter<Resp> writer, Builder<Resp> b
     stream->subscription.reset();
     self->stats_.streams_active.dec();
   });
-  send(*stream, std::move(built.value()));
+  send(*stream, writer, std::move(built.value()));
 }
 
 template <typename Resp>
 void WorkloadApiService::push(const std::shared_ptr<Stream<Resp>>& stream) {
-  auto view = view_for(stream->writer.context());
+  auto writer = stream->writer();
+  if (!writer) return;
+  auto view = view_for(writer->context());
   if (!view.ok()) {
     // A withdrawn identity ends the stream (clients then drop the SVIDs); not-ready is transient.
-    if (view.status().code == StatusCode::kPermissionDenied) stream->writer.finish(view.status());
+    if (view.status().code == StatusCode::kPermissionDenied) writer->finish(view.status());
     return;
   }
   auto built = stream->build(*view.value());
   if (!built.ok()) {
-    spdlog::warn("workload_api: cannot build an update for {}: {}", stream->writer.context().method,
+    spdlog::warn("workload_api: cannot build an update for {}: {}", writer->context().method,
                  built.status().message);
     return;
   }
-  if (send(*stream, std::move(built.value()))) stats_.pushes.inc();
+  if (send(*stream, *writer, std::move(built.value()))) stats_.pushes.inc();
 }
 
 template <typename Resp>
-bool WorkloadApiService::send(Stream<Resp>& stream, Resp response) {
+bool WorkloadApiService::send(Stream<Resp>& stream, const ServerWriter<Resp>& writer, Resp response) {
   if (stream.last && google::protobuf::util::MessageDifferencer::Equals(*stream.last, response)) {
     stats_.pushes_skipped.inc();
     return false;
   }
-  if (!stream.writer.write(response)) return false;  // the call is done (client gone, or too slow)
+  if (!writer.write(response)) return false;  // the call is done (client gone, or too slow)
   if constexpr (std::is_same_v<Resp, X509SVIDResponse>) {
     for (const auto& svid : response.svids()) {
       stats_.x509_svids_issued.inc();
-      audit_issue(stream.writer.context(), svid.spiffe_id(), leaf_serial_hex(svid.x509_svid()), "x509_svid",
+      audit_issue(writer.context(), svid.spiffe_id(), leaf_serial_hex(svid.x509_svid()), "x509_svid",
                   stream.last ? "FetchX509SVID update" : "FetchX509SVID");
     }
   }

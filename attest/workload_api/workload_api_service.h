@@ -84,7 +84,7 @@ class WorkloadApiService : public std::enable_shared_from_this<WorkloadApiServic
   template <typename Resp>
   void push(const std::shared_ptr<Stream<Resp>>& stream);
   template <typename Resp>
-  bool send(Stream<Resp>& stream, Resp response);
+  bool send(Stream<Resp>& stream, const grpc::ServerWriter<Resp>& writer, Resp response);
 
   grpc::GrpcResult<JWTSVIDResponse> fetch_jwt_svid(const grpc::ServerCallContext& ctx, const JWTSVIDRequest& req);
   grpc::GrpcResult<ValidateJWTSVIDResponse> validate_jwt_svid(const grpc::ServerCallContext& ctx,

@@ -46,6 +46,9 @@ std::string format_audit_line(std::chrono::system_clock::time_point time, const 
   j["decision"] = r.decision;
   j["policy"] = r.policy;
   j["reason"] = r.reason;
+  if (r.caller_pid) j["caller_pid"] = *r.caller_pid;
+  if (r.caller_uid) j["caller_uid"] = *r.caller_uid;
+  if (r.caller_gid) j["caller_gid"] = *r.caller_gid;
   j["prev_sha256"] = prev_sha256;
   // Invalid UTF-8 from a peer (e.g. in a SAN) is replaced rather than aborting the dump.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

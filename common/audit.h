@@ -5,6 +5,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +27,11 @@ struct AuditRecord {
   std::string decision;        // "allow", "deny", "handshake_failed"
   std::string policy;          // the matched policy, if any
   std::string reason;
+  // The local process a record is about, from its socket's peer credentials (SO_PEERCRED): set
+  // by the Workload API when it issues an SVID; absent (and not written) elsewhere.
+  std::optional<int32_t> caller_pid;
+  std::optional<uint32_t> caller_uid;
+  std::optional<uint32_t> caller_gid;
 };
 
 struct AuditSinkConfig {

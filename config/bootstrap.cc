@@ -264,6 +264,7 @@ Bootstrap parse_bootstrap(const Node& root, ErrorList& errors) {
   }
   if (auto lr = r.get("layered_runtime")) parse_runtime(*lr, b.limits, errors);
   if (auto a = r.get("audit")) b.audit = parse_audit(*a, errors);
+  b.workload_api = r.get("workload_api");
   if (auto id = r.get("identity")) b.identity = *id;
   b.ext_authz_server = r.get("ext_authz_server");
   b.sds = r.get("sds");

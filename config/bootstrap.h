@@ -97,6 +97,8 @@ struct Bootstrap {
   std::vector<ClusterConfig> clusters;
   RuntimeLimits limits;
   std::optional<AuditConfig> audit;
+  // workload_api: the raw top-level block; attest/ validates it (see proxy/server_config).
+  std::optional<Node> workload_api;
   // identity is the top-level `identity:` block, interpreted by mtls/ (parse_identity_config) like
   // a transport socket: kept as a located node so its errors point into this file.
   std::optional<Node> identity;

@@ -1,5 +1,6 @@
 // portcullis: flags -> config (validated, nothing bound) -> logging -> listeners -> run.
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -7,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "attest/workload_api/endpoint_uri.h"
 #include "common/audit.h"
 #include "common/logging.h"
 #include "config/yaml_file.h"
@@ -39,6 +41,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0u, 86400u));
   app.add_option("--service-node", opts.overrides.service_node, "Overrides node.id");
   app.add_option("--service-cluster", opts.overrides.service_cluster, "Overrides node.cluster");
+  app.add_option("--workload-api-socket", opts.overrides.workload_api.flag,
+                 "Serve the SPIFFE Workload API at this URI (unix:///path or tcp://IP:port) when workload_api has no "
+                 "address; default $SPIFFE_ENDPOINT_SOCKET");
   app.add_option("--admin-address-path", opts.admin_address_path, "Write the bound admin address to this file");
   app.add_option("--max-config-bytes", opts.max_config_bytes, "Refuse config files larger than this (default 8 MiB)")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
@@ -72,6 +77,7 @@ int main(int argc, char** argv) {
     return proxy::kExitUsage;
   }
   opts.drain_time = std::chrono::seconds(drain_time_s);
+  if (const char* env = std::getenv(attest::kSpiffeEndpointSocketEnv)) opts.overrides.workload_api.env = env;
 
   if (Status s = configure_logging(opts.log_level, opts.log_path); !s.ok()) {
     std::cerr << "error: " << s.error().message << "\n";

@@ -344,8 +344,10 @@ Status Server::start_admin() {
 
 namespace portcullis::proxy {
 namespace {
-// Editors and kubelet write several files one after another; wait for the burst to settle.
-constexpr std::chrono::milliseconds kRotationDebounce{100};
+// Editors and kubelet write several files one after another; wait for the burst to settle. 50 ms
+// covers a cert and key renamed back to back (cert-manager, kubelet's symlink swap) and keeps an
+// SDS or Workload API push within 100 ms of the new file (bench/RESULTS-sds.md).
+constexpr std::chrono::milliseconds kRotationDebounce{50};
 // The watch is on whole directories, so writes to other files there (a log kept next to the
 // certificates) are events too: under steady traffic they would postpone a rotation forever.
 constexpr std::chrono::milliseconds kRotationMaxDelay{500};

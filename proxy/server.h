@@ -12,6 +12,7 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "attest/workload_api/workload_api_service.h"
 #include "common/audit.h"
 #include "common/result.h"
 #include "common/stats.h"
@@ -101,6 +102,10 @@ class Server {
   std::string listeners_text(bool json) const;
   std::string config_dump_json() const;
   AdminResponse stats_response(const AdminRequest& req) const;
+  // The SPIFFE Workload API (server_workload_api.cc): add_workload_api adds it to grpc_ when
+  // configured; check_workload_api_reload refuses a reload that changes its block.
+  Status add_workload_api();
+  Status check_workload_api_reload(const ServerConfig& next) const;
   // gRPC services (server_grpc.cc): build_grpc adds every configured service to grpc_ and binds
   // it; check_grpc_reload refuses a reload that changes what cannot change live (an address);
   // apply_grpc_reload publishes what can (the ext_authz rules).
@@ -123,6 +128,7 @@ class Server {
   // gRPC servers; declared before workers_ so calls still queued on the workers' loops are
   // destroyed before the servers and services they reference.
   std::unique_ptr<GrpcHosting> grpc_;
+  std::shared_ptr<attest::WorkloadApiService> workload_api_;
   std::shared_ptr<filters::ExtAuthzService> ext_authz_;
   std::shared_ptr<mtls::SdsService> sds_;
   std::optional<config::FileWatcher> tls_watcher_;

@@ -76,6 +76,11 @@ std::shared_ptr<const ServerConfig> build_server_config(const config::Node& root
       errors.add(node->location(), node->path(), "requires the identity block (SDS serves its SVID and bundles)");
     }
   }
+  out->workload_api = attest::resolve_workload_api_config(
+      out->bootstrap.workload_api, overrides.workload_api, out->bootstrap.identity.has_value(), errors,
+      [&](const config::Node& n) {
+        if (auto limits = parse_grpc_server_limits(n, errors)) out->workload_api_limits = *limits;
+      });
   if (!errors.empty()) return nullptr;
   return out;
 }

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "attest/workload_api/workload_api_config.h"
 #include "common/stats.h"
 #include "config/bootstrap.h"
 #include "config/errors.h"
@@ -36,6 +37,10 @@ struct ServerConfig {
   // The top-level `sds:` block, when present (it needs `identity:`), and its gRPC server limits.
   std::optional<mtls::SdsConfig> sds;
   GrpcServerLimits sds_limits;
+  // The SPIFFE Workload API endpoint (the `workload_api:` block, or --workload-api-socket) and
+  // its gRPC server limits; absent when not served.
+  std::optional<attest::WorkloadApiConfig> workload_api;
+  GrpcServerLimits workload_api_limits;
 };
 
 // ConfigOverrides are the command-line flags that replace config values (Envoy's
@@ -43,6 +48,9 @@ struct ServerConfig {
 struct ConfigOverrides {
   std::string service_node;
   std::string service_cluster;
+  // The Workload API address as a SPIFFE endpoint URI (unix:///path, tcp://IP:port), from
+  // --workload-api-socket and from $SPIFFE_ENDPOINT_SOCKET (read by main).
+  attest::WorkloadApiEndpointSources workload_api = {};
 };
 
 // build_server_config validates a parsed document (see load_server_config).

@@ -28,10 +28,12 @@ Status Server::build_grpc() {
       return s;
     }
   }
+  if (Status s = add_workload_api(); !s.ok()) return s;
   return grpc_->bind();
 }
 
 Status Server::check_grpc_reload(const ServerConfig& next) const {
+  if (Status s = check_workload_api_reload(next); !s.ok()) return s;
   const auto& now = config_->ext_authz;
   if (now.has_value() != next.ext_authz.has_value() || (now && now->fixed != next.ext_authz->fixed)) {
     return make_error(ErrorCode::kFailedPrecondition,

@@ -64,8 +64,8 @@ class IdentityTest(TlsTestCase):
         gap = self.svid.rotate(self.ca.leaf(WORKLOAD))
         proxy.wait_stat("identity.rotations", 1)
         self.assertEqual(proxy.stat("identity.version"), 2)
-        # A key renamed in more than the 100 ms debounce after its cert is a real mismatch.
-        self.assertLessEqual(proxy.stat("identity.rotation_failures"), 1 if gap >= 0.09 else 0)
+        # A key renamed in more than the 50 ms debounce after its cert is a real mismatch.
+        self.assertLessEqual(proxy.stat("identity.rotation_failures"), 1 if gap >= 0.045 else 0)
         failures = proxy.stat("identity.rotation_failures")
 
         self.svid.replace_cert("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")

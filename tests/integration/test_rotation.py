@@ -1,6 +1,6 @@
 """Hitless TLS rotation: the proxy watches the directories of every certificate_chain,
 private_key, trust_bundle and trusted_ca file a TLS transport_socket names (inotify), waits
-100 ms for a burst of changes to settle, rebuilds the TLS contexts whose files changed, and new
+50 ms for a burst of changes to settle, rebuilds the TLS contexts whose files changed, and new
 handshakes use the new material while live connections keep theirs. A broken or mismatched
 file keeps the old material and is counted in server.tls_rotation_failure once per distinct
 failure; a rotation that took effect counts in server.tls_rotation_success. GET /certs shows the
@@ -29,7 +29,7 @@ FRONTEND = "spiffe://example.org/frontend"
 INBOUND = "spiffe://example.org/inbound"
 
 # How soon after the files change new handshakes must present the new material (the proxy
-# debounces for 100 ms; the rest is slack for a loaded machine).
+# debounces for 50 ms; the rest is slack for a loaded machine).
 ROTATION_DEADLINE_S = 1.0
 
 KEPT_OLD_MATERIAL = "TLS rotation kept the previous material"
@@ -55,9 +55,9 @@ class RotationTestCase(TlsTestCase):
 
     def assertNoRotationFailure(self, proxy):
         """No tls_rotation_failure, except one per rotation whose key rename came more than the
-        100 ms debounce after its cert rename (this thread descheduled on a loaded machine):
+        50 ms debounce after its cert rename (this thread descheduled on a loaded machine):
         then the proxy really did see the new cert with the old key, and kept the old pair."""
-        slow = sum(1 for g in self.rename_gaps if g >= 0.09)
+        slow = sum(1 for g in self.rename_gaps if g >= 0.045)
         self.assertLessEqual(proxy.stat("server.tls_rotation_failure"), slow,
                              "rotation failures (gaps between cert and key renames: %r)" % self.rename_gaps)
 
@@ -276,7 +276,7 @@ class BusyDirectoryTest(RotationTestCase):
     def test_other_writes_in_the_certificate_directory_do_not_postpone_rotation(self):
         """The proxy watches whole directories, so writes to other files there (its own audit
         log, kept next to the certificates and written on every connection, and an application
-        log) are events too. Under steady traffic they never leave 100 ms of quiet, and a
+        log) are events too. Under steady traffic they never leave 50 ms of quiet, and a
         debounce that restarts on every event would postpone the rotation for as long as the
         traffic lasts: it must still take effect within the deadline."""
         old, new = self.ca.leaf(INBOUND, name="busy-old"), self.ca.leaf(INBOUND, name="busy-new")

@@ -116,6 +116,23 @@ class ExtAuthzTest(IntegrationTestCase):
         self.assertAllowed(self.check(target, FRONTEND, "GET", "/api/x"))
         self.assertDenied(self.check(target, "", "GET", "/api/x"))
 
+    @unittest.skipUnless(shutil.which("h2load"), "h2load not installed (nghttp2-client): scripts/install-deps.sh test")
+    def test_h2load_sends_load_to_check_and_every_call_is_decided(self):
+        """nghttp2's h2load as a second independent HTTP/2 client: 2,000 Check calls on 4
+        connections with 16 streams each, a gRPC-framed CheckRequest built by grpc-js."""
+        proxy = self.start_proxy(self.config(address={"socket_address": {"address": "127.0.0.1", "port_value": 0}}))
+        body = os.path.join(self.files, "check.bin")
+        js("-", "encode", json.dumps(http_check(FRONTEND, "GET", "/api/items")), body)
+        target = self.grpc_address(proxy)
+        out = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "16", "-d", body,
+                              "-H", "content-type: application/grpc", "-H", "te: trailers",
+                              "http://%s/%s/Check" % (target, AUTHZ)],
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertRegex(out.stdout, r"requests: 2000 total, 2000 started, 2000 done, 2000 succeeded")
+        self.assertRegex(out.stdout, r"status codes: 2000 2xx")
+        wait_until(lambda: proxy.stat("ext_authz_server.it.allowed") == 2000, what="2000 allowed decisions")
+
     def test_reload_changes_a_decision_and_refuses_a_new_address(self):
         proxy = self.start_proxy(self.config())
         target = "unix://" + self.sock

@@ -8,6 +8,7 @@ after the identity files rotate (the push latency from the rename is printed); `
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -71,8 +72,8 @@ class SdsTest(TlsTestCase):
         harness.wait_until(lambda: os.path.exists(self.sock), what="the SDS socket")
         return proxy
 
-    def client(self, mode, *args, timeout=20):
-        p = subprocess.run([NODE, SDS_CLIENT, "unix://" + self.sock, mode, self.out] + list(args),
+    def client(self, mode, *args, timeout=20, target=None):
+        p = subprocess.run([NODE, SDS_CLIENT, target or "unix://" + self.sock, mode, self.out] + list(args),
                            capture_output=True, text=True, timeout=timeout)
         self.assertEqual(p.returncode, 0, p.stderr)
         return json.loads(p.stdout.strip().splitlines()[-1])
@@ -120,6 +121,21 @@ class SdsTest(TlsTestCase):
         self.assertOpensslAccepts(self.path("ROOTCA_example.org.pem"), self.path(safe_id + "_chain.pem"),
                                   self.path(safe_id + "_key.pem"))
         self.assertEqual(proxy.stat("sds.responses_sent"), 2)
+
+    @unittest.skipUnless(HAVE_GRPC_JS, SKIP_JS)
+    def test_fetch_secrets_over_tcp(self):
+        cfg = self.config()
+        cfg["sds"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
+        proxy = self.start_proxy(cfg)
+
+        def bound():
+            m = re.search(r"gRPC server 'sds' listening on (\S+)", proxy.log())
+            return m and m.group(1)
+        target = harness.wait_until(bound, what="the SDS address in the log")
+        r = self.client("fetch", "default", "ROOTCA", "--build-version", "1.17", target=target)
+        self.assertEqual(r["code"], 0, r)
+        self.assertEqual(sorted(s["name"] for s in r["secrets"]), ["ROOTCA", "default"])
+        self.assertOpensslAccepts(self.path("ROOTCA.pem"), self.path("default_chain.pem"), self.path("default_key.pem"))
 
     @unittest.skipUnless(HAVE_GRPC_JS, SKIP_JS)
     def test_unknown_name_is_invalid_argument(self):

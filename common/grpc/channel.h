@@ -76,12 +76,12 @@ std::shared_ptr<ClientCall> call_unary(Channel& channel, const std::string& path
   return call;
 }
 
-// call_server_streaming sends one request, then reports each response and the final status. A
-// response that does not parse cancels the call and finishes with INTERNAL.
-template <typename Req, typename Resp>
-std::shared_ptr<ClientCall> call_server_streaming(Channel& channel, const std::string& path, const Req& request,
-                                                  const CallOptions& options, std::function<void(Resp&&)> on_response,
-                                                  std::function<void(const GrpcStatus&)> on_finish) {
+// start_typed_call starts a call whose responses are parsed as Resp; one that does not parse
+// cancels the call, which then finishes with INTERNAL.
+template <typename Resp>
+std::shared_ptr<ClientCall> start_typed_call(Channel& channel, const std::string& path, const CallOptions& options,
+                                             std::function<void(Resp&&)> on_response,
+                                             std::function<void(const GrpcStatus&)> on_finish) {
   auto bad = std::make_shared<bool>(false);
   auto self = std::make_shared<std::weak_ptr<ClientCall>>();
   ClientCallHandlers handlers;
@@ -100,6 +100,16 @@ std::shared_ptr<ClientCall> call_server_streaming(Channel& channel, const std::s
   };
   auto call = channel.start_call(path, options, std::move(handlers));
   *self = call;
+  return call;
+}
+
+// call_server_streaming sends one request, then reports each response and the final status. A
+// response that does not parse cancels the call and finishes with INTERNAL.
+template <typename Req, typename Resp>
+std::shared_ptr<ClientCall> call_server_streaming(Channel& channel, const std::string& path, const Req& request,
+                                                  const CallOptions& options, std::function<void(Resp&&)> on_response,
+                                                  std::function<void(const GrpcStatus&)> on_finish) {
+  auto call = start_typed_call<Resp>(channel, path, options, std::move(on_response), std::move(on_finish));
   std::string bytes;
   request.SerializeToString(&bytes);
   call->send_message(std::move(bytes));
@@ -128,24 +138,7 @@ class ClientBidi {
 template <typename Req, typename Resp>
 ClientBidi<Req, Resp> call_bidi(Channel& channel, const std::string& path, const CallOptions& options,
                                 std::function<void(Resp&&)> on_response, std::function<void(const GrpcStatus&)> on_finish) {
-  auto bad = std::make_shared<bool>(false);
-  auto self = std::make_shared<std::weak_ptr<ClientCall>>();
-  ClientCallHandlers handlers;
-  handlers.on_message = [bad, self, on_response = std::move(on_response)](std::string bytes) {
-    Resp r;
-    if (*bad) return;
-    if (!r.ParseFromString(bytes)) {
-      *bad = true;
-      if (auto call = self->lock()) call->cancel();
-      return;
-    }
-    on_response(std::move(r));
-  };
-  handlers.on_finish = [bad, on_finish = std::move(on_finish)](const GrpcStatus& status, const Metadata&) {
-    on_finish(*bad ? GrpcStatus{StatusCode::kInternal, "cannot parse response message"} : status);
-  };
-  auto call = channel.start_call(path, options, std::move(handlers));
-  *self = call;
+  auto call = start_typed_call<Resp>(channel, path, options, std::move(on_response), std::move(on_finish));
   return ClientBidi<Req, Resp>(std::move(call));
 }
 

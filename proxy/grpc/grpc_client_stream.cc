@@ -109,18 +109,7 @@ void GrpcClientStream::cancel() {
 }
 
 ssize_t GrpcClientStream::read_output(uint8_t* buf, size_t length, uint32_t* data_flags) {
-  size_t copied = 0;
-  while (copied < length && !out_.empty()) {
-    const std::string& front = out_.front();
-    size_t n = std::min(length - copied, front.size() - out_offset_);
-    std::memcpy(buf + copied, front.data() + out_offset_, n);
-    copied += n;
-    out_offset_ += n;
-    if (out_offset_ == front.size()) {
-      out_.pop_front();
-      out_offset_ = 0;
-    }
-  }
+  size_t copied = copy_queued_output(out_, &out_offset_, buf, length);
   if (out_.empty() && half_close_requested_) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;  // END_STREAM, with an empty DATA frame if need be
     return static_cast<ssize_t>(copied);

@@ -251,18 +251,7 @@ void GrpcServerStream::submit_trailers_only(const grpc::GrpcStatus& status) {
 }
 
 ssize_t GrpcServerStream::read_output(uint8_t* buf, size_t length, uint32_t* data_flags) {
-  size_t copied = 0;
-  while (copied < length && !out_.empty()) {
-    const std::string& front = out_.front();
-    size_t n = std::min(length - copied, front.size() - out_offset_);
-    std::memcpy(buf + copied, front.data() + out_offset_, n);
-    copied += n;
-    out_offset_ += n;
-    if (out_offset_ == front.size()) {
-      out_.pop_front();
-      out_offset_ = 0;
-    }
-  }
+  size_t copied = copy_queued_output(out_, &out_offset_, buf, length);
   buffered_ -= copied;
   if (out_.empty() && trailers_pending_) {
     trailers_pending_ = false;

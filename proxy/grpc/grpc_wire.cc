@@ -1,5 +1,8 @@
 #include "proxy/grpc/grpc_wire.h"
 
+#include <algorithm>
+#include <cstring>
+
 namespace portcullis::proxy {
 
 std::string frame_message(std::string_view message) {
@@ -107,6 +110,22 @@ bool is_grpc_content_type(std::string_view value) {
   constexpr std::string_view kBase = "application/grpc";
   if (value.substr(0, kBase.size()) != kBase) return false;
   return value.size() == kBase.size() || value[kBase.size()] == '+' || value[kBase.size()] == ';';
+}
+
+size_t copy_queued_output(std::deque<std::string>& queue, size_t* offset, uint8_t* buf, size_t length) {
+  size_t copied = 0;
+  while (copied < length && !queue.empty()) {
+    const std::string& front = queue.front();
+    size_t n = std::min(length - copied, front.size() - *offset);
+    std::memcpy(buf + copied, front.data() + *offset, n);
+    copied += n;
+    *offset += n;
+    if (*offset == front.size()) {
+      queue.pop_front();
+      *offset = 0;
+    }
+  }
+  return copied;
 }
 
 }  // namespace portcullis::proxy

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <span>
 #include <string>
@@ -17,6 +18,11 @@ inline constexpr size_t kMessagePrefixBytes = 5;  // 1 flag byte + 4-byte big-en
 
 // frame_message returns `message` behind its uncompressed Length-Prefixed-Message prefix.
 std::string frame_message(std::string_view message);
+
+// copy_queued_output moves up to `length` bytes of framed messages from the front of `queue` into
+// `buf` (nghttp2's DATA read callback), popping messages once fully copied; `*offset` is how far
+// into the front message earlier calls got. Returns the bytes copied.
+size_t copy_queued_output(std::deque<std::string>& queue, size_t* offset, uint8_t* buf, size_t length);
 
 // MessageDeframer reassembles Length-Prefixed-Messages from DATA frame payloads, whose boundaries
 // have no relation to message boundaries. Memory is bounded: a prefix announcing more than

@@ -3,6 +3,9 @@
 # Included from attest/CMakeLists.txt, so paths are relative to attest/.
 add_library(portcullis_authority STATIC
   authority/authority_config.cc
+  authority/authority_messages.cc
+  authority/authority_requests.cc
+  authority/update_feed.cc
 )
 target_link_libraries(portcullis_authority PUBLIC portcullis_authority_store portcullis_attest portcullis_mtls
                       portcullis_grpc_api portcullis_config)

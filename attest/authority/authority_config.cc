@@ -140,6 +140,16 @@ void parse_authority_block(const Node& node, AuthorityConfig& out, ErrorList& er
   }
 }
 
+config::AdminConfig parse_admin(const Node& node, ErrorList& errors) {
+  config::AdminConfig out;
+  MapReader r(node, errors);
+  if (auto a = r.get("address", true)) {
+    if (auto parsed = config::parse_address(*a, errors, false)) out.address = *parsed->socket();
+  }
+  r.uint32("max_request_bytes", 1024, 1 << 20, &out.max_request_bytes);
+  return out;
+}
+
 }  // namespace
 
 bool AuthorityConfig::admin_uid_allowed(uid_t uid) const {
@@ -153,6 +163,7 @@ std::optional<AuthorityConfig> parse_authority_config(const Node& root, ErrorLis
   MapReader r(root, errors);
   if (auto a = r.get("authority", true)) parse_authority_block(*a, out, errors, parse_grpc_limits);
   if (auto a = r.get("audit")) out.audit = config::parse_audit_config(*a, errors);
+  if (auto a = r.get("admin")) out.admin = parse_admin(*a, errors);
   r.finish();
   if (errors.size() != before) return std::nullopt;
   return out;

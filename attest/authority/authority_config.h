@@ -55,7 +55,7 @@ struct CaSourceConfig {
 };
 
 // AuthorityConfig is the validated `authority:` block of authority.yaml (plus the optional
-// top-level `audit:` block, the sidecar's shape):
+// top-level `audit:` and `admin:` blocks, in the sidecar's shapes):
 //
 //   authority:
 //     trust_domain: example.org
@@ -90,6 +90,9 @@ struct AuthorityConfig {
   AuthorityLimits limits;
   std::optional<config::Node> grpc_limits;
   std::optional<config::AuditConfig> audit;
+  // admin: the top-level `admin:` block (Envoy's shape: {address: {socket_address}}): /ready,
+  // /stats and /stats/prometheus over HTTP, for probes and scrapers. Optional.
+  std::optional<config::AdminConfig> admin;
 
   // admin_uid_allowed: root, or a uid listed in admin_uids.
   bool admin_uid_allowed(uid_t uid) const;
@@ -100,7 +103,7 @@ struct AuthorityConfig {
 inline constexpr uint32_t kDefaultAdminSocketMode = 0600;
 
 // parse_authority_config validates a whole authority.yaml document (`authority:` required, plus
-// `audit:`; nothing else), reporting every problem with file:line:column into `errors`.
+// optional `audit:` and `admin:`; nothing else), reporting every problem with file:line:column into `errors`.
 // `parse_grpc_limits` is called with the `grpc_limits` node (its type lives in proxy/).
 // nullopt when anything was wrong. Reads no files.
 std::optional<AuthorityConfig> parse_authority_config(

@@ -1,11 +1,8 @@
 #include "attest/authority/authority_requests.h"
 
-#include <openssl/bytestring.h>
-#include <openssl/err.h>
-#include <openssl/x509.h>
-
 #include <string>
 
+#include "attest/authority/csr.h"
 #include "attest/authority/registration_entry.h"
 
 namespace portcullis::attest::authority {
@@ -34,17 +31,10 @@ std::string at(std::string_view field, size_t i) { return std::string(field) + "
 Status check_csr(std::string_view field, std::string_view der, const AuthorityLimits& limits) {
   if (der.empty()) return invalid(field, "a PKCS#10 certificate signing request (DER) is required");
   if (Status s = check_size(field, der.size(), limits.max_csr_bytes, "max_csr_bytes"); !s.ok()) return s;
-  const auto* p = reinterpret_cast<const uint8_t*>(der.data());
-  bssl::UniquePtr<X509_REQ> req(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
-  if (!req || p != reinterpret_cast<const uint8_t*>(der.data()) + der.size()) {
-    ERR_clear_error();
-    return invalid(field, "not a DER PKCS#10 request");
-  }
-  bssl::UniquePtr<EVP_PKEY> key(X509_REQ_get_pubkey(req.get()));
-  if (!key || X509_REQ_verify(req.get(), key.get()) != 1) {
-    ERR_clear_error();
-    return invalid(field, "its signature does not verify with its own public key");
-  }
+  CsrLimits csr_limits;
+  csr_limits.max_csr_bytes = limits.max_csr_bytes;
+  CsrError error;
+  if (!csr_public_key(der, csr_limits, &error)) return invalid(field, error.message);
   return {};
 }
 

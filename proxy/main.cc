@@ -12,6 +12,7 @@
 #include "common/audit.h"
 #include "common/logging.h"
 #include "config/yaml_file.h"
+#include "proxy/authority_server.h"
 #include "proxy/cli_authority_admin.h"
 #include "proxy/exit_codes.h"
 #include "proxy/server.h"
@@ -56,6 +57,8 @@ int main(int argc, char** argv) {
   audit_cmd->require_subcommand(1);
   proxy::AdminCli admin_cli;
   proxy::add_admin_commands(app, admin_cli);
+  proxy::AuthorityOptions authority_opts;
+  auto* authority_cmd = proxy::add_authority_command(app, authority_opts);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -76,6 +79,10 @@ int main(int argc, char** argv) {
     return proxy::kExitOk;
   }
   if (admin_cli.selected()) return proxy::run_admin_command(admin_cli);
+  if (*authority_cmd) {
+    authority_opts.max_config_bytes = opts.max_config_bytes;
+    return proxy::run_authority(std::move(authority_opts));
+  }
   if (opts.config_path.empty()) {
     std::cerr << "error: --config-path is required (see --help)\n";
     return proxy::kExitUsage;

@@ -31,6 +31,7 @@ struct CertificateAuthority::State {
   uint64_t prepared = 0;  // 0: none
   std::string bundle_fingerprint;
   std::vector<std::shared_ptr<const CaGeneration>> generations;
+  std::string written_json;  // what ca-state.json holds: an unchanged state is not rewritten
 
   std::shared_ptr<const CaGeneration> find(uint64_t id) const {
     for (const auto& g : generations) {
@@ -213,6 +214,63 @@ Status CertificateAuthority::ensure_usable_active(State& state) {
   return {};
 }
 
+// build_bundle derives the published bundle from `state` (sequence_number not yet set) and the
+// fingerprint that decides whether the sequence moves.
+Result<std::pair<std::shared_ptr<BundleSnapshot>, std::string>> CertificateAuthority::build_bundle(const State& state) const {
+  auto bundle = std::make_shared<BundleSnapshot>();
+  bundle->trust_domain = options_.trust_domain;
+  auto add_anchor = [&](const CaSigner& s) {
+    auto& ders = bundle->x509_authorities_der;
+    if (std::find(ders.begin(), ders.end(), s.anchor_der) == ders.end()) ders.push_back(s.anchor_der);
+  };
+  if (upstream_) add_anchor(*upstream_);
+  for (const auto& g : state.generations) {
+    if (g->own_ca) add_anchor(*g->own_ca);
+    auto authority = g->jwt->authority();
+    if (!authority.ok()) return authority.error();
+    bundle->jwt_authorities.push_back({authority->key_id, spki_der(authority->public_key.get())});
+  }
+  std::string fingerprint_input;
+  for (const auto& der : bundle->x509_authorities_der) fingerprint_input += sha256_hex(der);
+  for (const auto& j : bundle->jwt_authorities) fingerprint_input += j.key_id + "=" + sha256_hex(j.public_key_der);
+  return std::pair{std::move(bundle), sha256_hex(fingerprint_input)};
+}
+
+// finish_bundle stamps the sequence and builds the parsed bundle and its SPIFFE JSON.
+Status CertificateAuthority::finish_bundle(const State& state, BundleSnapshot& bundle) const {
+  bundle.sequence_number = state.sequence;
+  std::vector<bssl::UniquePtr<X509>> anchors;
+  for (const auto& der : bundle.x509_authorities_der) {
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(der.data());
+    anchors.emplace_back(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+    if (!anchors.back()) return make_error(ErrorCode::kInternal, "re-parsing a bundle authority: " + mtls::drain_ssl_errors());
+  }
+  std::vector<mtls::JwtAuthority> jwt_authorities;
+  for (const auto& g : state.generations) {
+    auto authority = g->jwt->authority();
+    if (!authority.ok()) return authority.error();
+    jwt_authorities.push_back(std::move(authority.value()));
+  }
+  bundle.trust_bundle = std::make_shared<const mtls::TrustBundle>(options_.trust_domain, std::move(anchors), state.sequence,
+                                                                  std::move(jwt_authorities));
+  auto json = mtls::to_spiffe_bundle_json(*bundle.trust_bundle);
+  if (!json.ok()) return json.error();
+  bundle.spiffe_bundle_json = std::move(json.value());
+  return {};
+}
+
+std::string CertificateAuthority::state_json(const State& state) const {
+  nlohmann::json j{{"version", kStateVersion},        {"trust_domain", options_.trust_domain},
+                   {"sequence_number", state.sequence}, {"next_id", state.next_id},
+                   {"active", state.active},            {"prepared", state.prepared},
+                   {"bundle_fingerprint", state.bundle_fingerprint}, {"generations", nlohmann::json::array()}};
+  for (const auto& g : state.generations) {
+    j["generations"].push_back({{"id", g->id}, {"jwt_key_id", g->jwt->key_id()}, {"not_after", unix_seconds(g->not_after)}});
+  }
+  return j.dump(2) + "\n";
+}
+
+// commit_locked persists `next` and publishes it; on failure nothing changes (memory or disk).
 Status CertificateAuthority::commit_locked(State next) {
   // Retired generations leave the bundle when they expire; active and prepared ones never do.
   const Clock::time_point t = now();
@@ -222,51 +280,20 @@ Status CertificateAuthority::commit_locked(State next) {
     if (drop) dropped.push_back(g->id);
     return drop;
   });
-  auto bundle = std::make_shared<BundleSnapshot>();
-  bundle->trust_domain = options_.trust_domain;
-  std::vector<bssl::UniquePtr<X509>> anchors;
-  std::vector<mtls::JwtAuthority> jwt_authorities;
-  auto add_anchor = [&](const CaSigner& s) {
-    if (std::find(bundle->x509_authorities_der.begin(), bundle->x509_authorities_der.end(), s.anchor_der) !=
-        bundle->x509_authorities_der.end()) {
-      return;
-    }
-    bundle->x509_authorities_der.push_back(s.anchor_der);
-    const uint8_t* p = reinterpret_cast<const uint8_t*>(s.anchor_der.data());
-    anchors.emplace_back(d2i_X509(nullptr, &p, static_cast<long>(s.anchor_der.size())));
-  };
-  if (upstream_) add_anchor(*upstream_);
-  std::string fingerprint_input;
-  for (const auto& g : next.generations) {
-    if (g->own_ca) add_anchor(*g->own_ca);
-    auto authority = g->jwt->authority();
-    if (!authority.ok()) return authority.error();
-    bundle->jwt_authorities.push_back({authority->key_id, spki_der(authority->public_key.get())});
-    jwt_authorities.push_back(std::move(authority.value()));
-  }
-  for (const auto& der : bundle->x509_authorities_der) fingerprint_input += sha256_hex(der);
-  for (const auto& j : bundle->jwt_authorities) fingerprint_input += j.key_id + "=" + sha256_hex(j.public_key_der);
-  const std::string fingerprint = sha256_hex(fingerprint_input);
+  auto built = build_bundle(next);
+  if (!built.ok()) return built.error();
+  auto& [bundle, fingerprint] = built.value();
   if (fingerprint != next.bundle_fingerprint) {
     ++next.sequence;
     next.bundle_fingerprint = fingerprint;
   }
-  bundle->sequence_number = next.sequence;
-  bundle->trust_bundle = std::make_shared<const mtls::TrustBundle>(options_.trust_domain, std::move(anchors), next.sequence,
-                                                                   std::move(jwt_authorities));
-  auto json = mtls::to_spiffe_bundle_json(*bundle->trust_bundle);
-  if (!json.ok()) return json.error();
-  bundle->spiffe_bundle_json = std::move(json.value());
-
-  nlohmann::json j{{"version", kStateVersion},       {"trust_domain", options_.trust_domain}, {"sequence_number", next.sequence},
-                   {"next_id", next.next_id},         {"active", next.active},                 {"prepared", next.prepared},
-                   {"bundle_fingerprint", fingerprint}, {"generations", nlohmann::json::array()}};
-  for (const auto& g : next.generations) {
-    j["generations"].push_back({{"id", g->id}, {"jwt_key_id", g->jwt->key_id()}, {"not_after", unix_seconds(g->not_after)}});
-  }
+  if (Status s = finish_bundle(next, *bundle); !s.ok()) return s;
   // The state file's rename is the commit point: new key files are already on disk, and a crash
-  // before this line leaves the previous state (orphan files are overwritten by the next attempt).
-  if (Status s = write_file_atomic(path(kStateFile), j.dump(2) + "\n", 0600); !s.ok()) return s;
+  // before it leaves the previous state (orphan files are overwritten by the next attempt).
+  next.written_json = state_json(next);
+  if (!persisted_ || next.written_json != persisted_->written_json) {
+    if (Status s = write_file_atomic(path(kStateFile), next.written_json, 0600); !s.ok()) return s;
+  }
   for (uint64_t id : dropped) remove_generation_files(options_.data_dir, id);
   auto active = next.find(next.active);
   auto snap = std::make_shared<Snapshot>();

@@ -174,6 +174,9 @@ class CertificateAuthority {
   Status load_locked();
   Status parse_state(std::string_view text, State* out) const;
   Status commit_locked(State next);
+  Result<std::pair<std::shared_ptr<BundleSnapshot>, std::string>> build_bundle(const State& state) const;
+  Status finish_bundle(const State& state, BundleSnapshot& bundle) const;
+  std::string state_json(const State& state) const;
   Status ensure_usable_active(State& state);
   Result<std::shared_ptr<const CaGeneration>> new_generation(uint64_t id, std::string jwt_key_id) const;
   Result<std::pair<std::string, std::string>> mint_leaf(const CaSigner& signer, const std::string& spiffe_id,

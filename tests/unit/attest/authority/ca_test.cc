@@ -463,9 +463,16 @@ TEST_F(CaTest, ARetiredCaLeavesTheBundleWhenItExpires) {
   ASSERT_TRUE(ca->prepare_rotation().ok());
   ASSERT_TRUE(ca->activate_prepared().ok());
   const uint64_t seq = ca->bundle()->sequence_number;
+  auto inode = [&] {
+    struct stat st {};
+    ::stat((o.data_dir + "/ca-state.json").c_str(), &st);
+    return st.st_ino;
+  };
+  const ino_t before = inode();
   auto pruned = ca->prune_expired();
   ASSERT_TRUE(pruned.ok());
   EXPECT_FALSE(*pruned);
+  EXPECT_EQ(inode(), before);  // nothing changed, nothing rewritten (prune runs on a timer)
   fake += 5h + 1s;  // generation 1 expired, generation 2 has 5 h left
   pruned = ca->prune_expired();
   ASSERT_TRUE(pruned.ok()) << pruned.error().message;

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "attest/authority/ca_generation.h"
 #include "attest/authority/csr.h"
 #include "common/result.h"
 #include "common/stats.h"
@@ -165,19 +166,20 @@ class CertificateAuthority {
 
   ~CertificateAuthority();
 
-  struct Signer;
-  struct Generation;
+ private:
   struct State;
   struct Snapshot;
 
- private:
   CertificateAuthority(CaOptions options, std::unique_ptr<StatsStore> own_stats);
   Status load_locked();
+  Status parse_state(std::string_view text, State* out) const;
   Status commit_locked(State next);
+  Result<std::pair<std::shared_ptr<BundleSnapshot>, std::string>> build_bundle(const State& state) const;
+  Status finish_bundle(const State& state, BundleSnapshot& bundle) const;
+  std::string state_json(const State& state) const;
   Status ensure_usable_active(State& state);
-  Result<std::shared_ptr<const Generation>> create_generation(uint64_t id, std::string jwt_key_id) const;
-  Result<std::shared_ptr<const Generation>> load_generation(uint64_t id, const std::string& jwt_key_id, int64_t not_after) const;
-  Result<std::pair<std::string, std::string>> mint_leaf(const Signer& signer, const std::string& spiffe_id,
+  Result<std::shared_ptr<const CaGeneration>> new_generation(uint64_t id, std::string jwt_key_id) const;
+  Result<std::pair<std::string, std::string>> mint_leaf(const CaSigner& signer, const std::string& spiffe_id,
                                                         const std::vector<std::string>& dns_names, std::chrono::seconds ttl,
                                                         const std::string& claims_der, EVP_PKEY* subject_key,
                                                         std::chrono::system_clock::time_point* out_not_after) const;
@@ -189,7 +191,7 @@ class CertificateAuthority {
   CaStats stats_;
   mutable std::mutex mutex_;                 // serializes rotation, pruning and persistence
   std::unique_ptr<State> persisted_;         // guarded by mutex_
-  std::shared_ptr<const Signer> upstream_;  // set in upstream mode; immutable after open
+  std::shared_ptr<const CaSigner> upstream_;  // set in upstream mode; immutable after open
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
 };
 

@@ -5,6 +5,8 @@
 
 #include <optional>
 
+#include "filters/network/rbac/rbac_filter.h"
+
 namespace portcullis::filters {
 namespace {
 
@@ -155,6 +157,22 @@ TEST(RbacConfig, ReportsBadRulesWithLocations) {
             std::vector<std::string>{"r.yaml:1:31: rules.policies.p.permissions[0]: a permission's rule name must be a string"});
   EXPECT_EQ(errors_for("{policies: {p: {permissions: [{destination_ip: {address_prefix: nope, prefix_len: 8}}], principals: [{any: true}]}}}"),
             std::vector<std::string>{"r.yaml:1:48: rules.policies.p.permissions[0].destination_ip.address_prefix: 'nope' is not an IP address"});
+}
+
+TEST(RbacNetwork, AttestedClaimsComeFromTheVerifiedPeer) {
+  YAML::Node rules = YAML::Load(
+      "{policies: {hashed: {permissions: [{any: true}], principals: [{attested: {selector: 'unix:sha256:ab12'}}]}}}");
+  auto engine = compile(rules, "rules");
+  ASSERT_TRUE(engine);
+  mtls::PeerIdentity peer{"spiffe://example.org/web", "example.org", "0a", 0, {"entry:id:e1", "unix:sha256:ab12"}};
+  ConnectionInfo info;
+  info.tls = true;
+  info.peer = &peer;
+  EXPECT_EQ(engine->evaluate(rbac_input_for(info)).matched_policy, "hashed");
+  peer.attested_claims = {"unix:sha256:cd34"};
+  EXPECT_FALSE(engine->evaluate(rbac_input_for(info)).allowed);
+  info.peer = nullptr;  // TLS without a client certificate: no claims
+  EXPECT_FALSE(engine->evaluate(rbac_input_for(info)).allowed);
 }
 
 TEST(RbacConfig, AttestedPrincipalNeedsAWellFormedSelector) {

@@ -16,6 +16,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <thread>
 
 #include "mtls/attested_claims.h"
@@ -308,6 +309,55 @@ TEST_F(CaTest, RefusesADataDirOfAnotherTrustDomain) {
   EXPECT_NE(ca.error().message.find("belongs to trust domain 'example.org'"), std::string::npos) << ca.error().message;
 }
 
+TEST_F(CaTest, RefusesATamperedStateFileWithAMessageNotACrash) {
+  ASSERT_TRUE(open(options()));
+  const std::string state = options().data_dir + "/ca-state.json";
+  const std::string good = [&] {
+    std::ifstream in(state);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }();
+  for (const std::string& text : {std::string("not json"), std::string("[]"), std::string("{\"version\": \"1\"}"),
+                                  std::regex_replace(good, std::regex("\"next_id\": 2"), "\"next_id\": -2"),
+                                  std::regex_replace(good, std::regex("\"jwt_key_id\": \"[^\"]*\""), "\"jwt_key_id\": 7"),
+                                  std::regex_replace(good, std::regex("\"id\": 1"), "\"id\": 9")}) {
+    write_file(state, text);
+    auto ca = CertificateAuthority::open(options());
+    ASSERT_FALSE(ca.ok()) << text;
+    EXPECT_NE(ca.error().message.find("ca-state.json"), std::string::npos) << ca.error().message;
+  }
+  write_file(state, good);
+  ASSERT_TRUE(CertificateAuthority::open(options()).ok());
+  std::filesystem::remove(options().data_dir + "/jwt-1.key");
+  auto ca = CertificateAuthority::open(options());
+  ASSERT_FALSE(ca.ok());
+  EXPECT_NE(ca.error().message.find("jwt-1.key"), std::string::npos) << ca.error().message;
+}
+
+TEST_F(CaTest, ARootThatExpiredWhileDownIsReplacedOnOpen) {
+  Clock::time_point fake = Clock::now();
+  CaOptions o = options();
+  o.ca_ttl = 1h;
+  o.now = [&] { return fake; };
+  std::string first_root;
+  uint64_t seq = 0;
+  {
+    auto ca = open(o);
+    ASSERT_TRUE(ca);
+    first_root = ca->signing_ca_der();
+    seq = ca->bundle()->sequence_number;
+  }
+  fake += 2h;
+  auto ca = open(o);
+  ASSERT_TRUE(ca);
+  EXPECT_NE(ca->signing_ca_der(), first_root);
+  EXPECT_EQ(ca->bundle()->x509_authorities_der, std::vector<std::string>{ca->signing_ca_der()});
+  EXPECT_EQ(ca->bundle()->sequence_number, seq + 1);
+  auto key = ec_key(NID_X9_62_prime256v1);
+  auto svid = ca->sign_x509_svid(request(key.get()));
+  ASSERT_TRUE(svid.ok()) << svid.error().message;
+  EXPECT_EQ(verify(svid->chain_der, *ca->bundle(), nullptr, fake), "ok");
+}
+
 TEST_F(CaTest, SignsWithAnUpstreamCaAndTrustsItsRoot) {
   mtls::CertSpec root_spec;
   root_spec.common_name = "corp root";
@@ -413,9 +463,16 @@ TEST_F(CaTest, ARetiredCaLeavesTheBundleWhenItExpires) {
   ASSERT_TRUE(ca->prepare_rotation().ok());
   ASSERT_TRUE(ca->activate_prepared().ok());
   const uint64_t seq = ca->bundle()->sequence_number;
+  auto inode = [&] {
+    struct stat st {};
+    ::stat((o.data_dir + "/ca-state.json").c_str(), &st);
+    return st.st_ino;
+  };
+  const ino_t before = inode();
   auto pruned = ca->prune_expired();
   ASSERT_TRUE(pruned.ok());
   EXPECT_FALSE(*pruned);
+  EXPECT_EQ(inode(), before);  // nothing changed, nothing rewritten (prune runs on a timer)
   fake += 5h + 1s;  // generation 1 expired, generation 2 has 5 h left
   pruned = ca->prune_expired();
   ASSERT_TRUE(pruned.ok()) << pruned.error().message;

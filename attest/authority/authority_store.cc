@@ -160,7 +160,8 @@ Status AuthorityStore::load_entries() {
 
 void AuthorityStore::publish(std::vector<RegistrationEntry> entries) {
   stats_.entries.set(static_cast<int64_t>(entries.size()));
-  entries_.store(std::make_shared<const std::vector<RegistrationEntry>>(std::move(entries)), std::memory_order_release);
+  auto snapshot = std::make_shared<const std::vector<RegistrationEntry>>(std::move(entries));
+  matcher_.store(std::make_shared<const EntryMatcher>(std::move(snapshot)), std::memory_order_release);
 }
 
 Status AuthorityStore::insert_entry(const RegistrationEntry& e) {
@@ -284,7 +285,7 @@ Result<RegistrationEntry> AuthorityStore::get_entry(std::string_view id) const {
 
 Result<SeedResult> AuthorityStore::seed_entries(std::vector<RegistrationEntry> entries) {
   std::lock_guard lock(mu_);
-  auto current = entries_.load();
+  auto current = this->entries();
   auto key_of = [](const RegistrationEntry& e) { return e.spiffe_id + '\n' + e.parent_id + '\n' + join_lines(e.selectors); };
   std::map<std::string, size_t> stored;  // registration key -> index in `next`
   std::vector<RegistrationEntry> next = *current;

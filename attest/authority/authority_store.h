@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "attest/authority/entry_matcher.h"
 #include "attest/authority/registration_entry.h"
 #include "attest/authority/sqlite_db.h"
 #include "common/result.h"
@@ -96,8 +97,8 @@ using EntriesSnapshot = std::shared_ptr<const std::vector<RegistrationEntry>>;
 // the trade SPIRE and most SQLite servers make: FULL would fsync every write.
 //
 // Threading: every method is thread-safe; writes and database reads are serialized on one
-// connection by a mutex. entries() needs no lock: it returns the immutable snapshot republished
-// after every entry write, which issuance matches against with match().
+// connection by a mutex. entries() and matcher() need no lock: they return the immutable snapshot
+// republished after every entry write, which issuance matches against.
 //
 // Failures: bad input → kInvalidArgument, unknown id → kNotFound, duplicate registration →
 // kAlreadyExists, over a limit → kResourceExhausted, all counted in `rejected`; SQLite errors →
@@ -121,8 +122,11 @@ class AuthorityStore {
   Result<RegistrationEntry> get_entry(std::string_view id) const;
   std::vector<RegistrationEntry> list_entries() const { return *entries(); }
   // entries is the current immutable snapshot, sorted by id.
-  EntriesSnapshot entries() const { return entries_.load(std::memory_order_acquire); }
-  // match: see match_entries (registration_entry.h).
+  EntriesSnapshot entries() const { return matcher()->entries(); }
+  // matcher is the current snapshot with its match index: what the issuance path should use.
+  std::shared_ptr<const EntryMatcher> matcher() const { return matcher_.load(std::memory_order_acquire); }
+  // match: see match_entries (registration_entry.h); a linear scan, for callers holding only a
+  // vector. EntryMatcher::match gives the same answer faster.
   static std::vector<const RegistrationEntry*> match(const std::vector<RegistrationEntry>& entries, std::string_view node_id,
                                                      const std::vector<std::string>& selectors) {
     return match_entries(entries, node_id, selectors);
@@ -185,7 +189,7 @@ class AuthorityStore {
   std::unique_ptr<SqliteDb> db_;  // guarded by mu_
   AuthorityStoreOptions options_;
   AuthorityStoreStats stats_;
-  std::atomic<EntriesSnapshot> entries_;
+  std::atomic<std::shared_ptr<const EntryMatcher>> matcher_;
 };
 
 }  // namespace portcullis::attest::authority

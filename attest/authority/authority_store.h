@@ -76,6 +76,12 @@ struct Revocation {
   bool operator==(const Revocation&) const = default;
 };
 
+// StoreSettings is what the store's connection runs with, as SQLite reports it (PRAGMA values as
+// text: synchronous "1" is NORMAL), for diagnostics and tests.
+struct StoreSettings {
+  std::string journal_mode, synchronous, foreign_keys, busy_timeout_ms, schema_version;
+};
+
 // SeedResult counts what seed_entries did.
 struct SeedResult {
   size_t created = 0, updated = 0, unchanged = 0;
@@ -167,6 +173,7 @@ class AuthorityStore {
   // next_bundle_sequence atomically increments and returns the `bundle_sequence` counter (1 first).
   Result<uint64_t> next_bundle_sequence();
 
+  Result<StoreSettings> settings() const;
   // integrity_check runs SQLite's full integrity check; ok when the file is sound.
   Status integrity_check() const;
 
@@ -181,9 +188,16 @@ class AuthorityStore {
   Status replace_entry(const RegistrationEntry& entry);
   Result<RegistrationEntry> prepare_new(RegistrationEntry entry, size_t stored,
                                         const std::function<bool(const std::string&)>& id_taken) const;
-  // count records a result in the stats: failures for SQLite errors, rejected for the rest.
+  // count records a failed result in the stats: failures for SQLite errors, rejected for the rest.
   template <typename T>
-  T count(T result) const;
+  T count(T result) const {
+    if (!result.ok()) {
+      ErrorCode c = result.error().code;
+      bool db_error = c == ErrorCode::kIo || c == ErrorCode::kUnavailable || c == ErrorCode::kInternal;
+      (db_error ? stats_.failures : stats_.rejected).inc();
+    }
+    return result;
+  }
 
   mutable std::mutex mu_;
   std::unique_ptr<SqliteDb> db_;  // guarded by mu_

@@ -534,7 +534,15 @@ TEST_F(AuthorityStoreTest, CreatesTheDirectory0700AndTheFiles0600) {
   ASSERT_EQ(::chmod(path_.c_str(), 0644), 0);
   store = open_store();
   EXPECT_EQ(mode(path_), 0600u);
-  // WAL is recorded in the file header (format versions 2/2), so every connection uses it.
+  // WAL is recorded in the file header (format versions 2/2), so every connection uses it; the
+  // store's own connection runs with NORMAL sync, foreign keys and the configured busy timeout.
+  auto settings = store->settings();
+  ASSERT_TRUE(settings.ok());
+  EXPECT_EQ(settings->journal_mode, "wal");
+  EXPECT_EQ(settings->synchronous, "1");
+  EXPECT_EQ(settings->foreign_keys, "1");
+  EXPECT_EQ(settings->busy_timeout_ms, "5000");
+  EXPECT_EQ(settings->schema_version, std::to_string(store_migrations().size()));
   EXPECT_EQ(read_all(path_).substr(18, 2), std::string("\x02\x02", 2));
 }
 

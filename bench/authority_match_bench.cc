@@ -7,11 +7,11 @@
 // The entries are generated here the way a busy host registers workloads: each entry pins a uid
 // and an executable hash (some also a cgroup path), a quarter are scoped to one of 16 nodes. The
 // query is one workload's full kernel selector set (8 selectors), which matches exactly one entry.
+#include <benchmark/benchmark.h>
+
 #include <algorithm>
 #include <string>
 #include <vector>
-
-#include <benchmark/benchmark.h>
 
 #include "attest/authority/authority_store.h"
 #include "attest/authority/registration_entry.h"

@@ -1,6 +1,7 @@
 #include "attest/authority/authority_store.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,8 +11,6 @@
 #include <filesystem>
 #include <map>
 #include <unordered_set>
-
-#include <spdlog/spdlog.h>
 
 #include "attest/authority/store_schema.h"
 
@@ -114,7 +113,6 @@ Status configure_connection(SqliteDb& db, std::chrono::milliseconds busy_timeout
 
 }  // namespace
 
-
 Result<std::unique_ptr<AuthorityStore>> AuthorityStore::open(const std::string& path, StatsStore& stats,
                                                              AuthorityStoreOptions options) {
   auto fail = [&](const Error& e) { return make_error(e.code, "authority store " + path + ": " + e.message); };
@@ -203,8 +201,9 @@ Result<RegistrationEntry> AuthorityStore::create_entry(RegistrationEntry entry) 
   }
   for (const auto& e : *current) {
     if (same_registration(e, entry)) {
-      return count(Result<RegistrationEntry>(make_error(ErrorCode::kAlreadyExists, "entry " + e.id + " already registers " +
-                                                            entry.spiffe_id + " with the same parent_id and selectors")));
+      return count(Result<RegistrationEntry>(make_error(
+          ErrorCode::kAlreadyExists,
+          "entry " + e.id + " already registers " + entry.spiffe_id + " with the same parent_id and selectors")));
     }
   }
   auto by_id = [&](const std::string& id) {
@@ -228,17 +227,20 @@ Result<RegistrationEntry> AuthorityStore::update_entry(RegistrationEntry entry) 
   std::lock_guard lock(mu_);
   auto current = entries();
   auto it = std::find_if(current->begin(), current->end(), [&](const auto& e) { return e.id == entry.id; });
-  if (it == current->end()) return count(Result<RegistrationEntry>(make_error(ErrorCode::kNotFound, "no entry with id '" + entry.id + "'")));
+  if (it == current->end())
+    return count(Result<RegistrationEntry>(make_error(ErrorCode::kNotFound, "no entry with id '" + entry.id + "'")));
   if (entry.revision != 0 && entry.revision != it->revision) {
     return count(Result<RegistrationEntry>(make_error(
         ErrorCode::kFailedPrecondition, "entry " + entry.id + " is at revision " + std::to_string(it->revision) +
                                             ", not " + std::to_string(entry.revision) + " (changed meanwhile)")));
   }
-  if (Status s = normalize_entry(entry, options_.entry_limits, options_.trust_domain); !s.ok()) return count(Result<RegistrationEntry>(s.error()));
+  if (Status s = normalize_entry(entry, options_.entry_limits, options_.trust_domain); !s.ok())
+    return count(Result<RegistrationEntry>(s.error()));
   for (const auto& e : *current) {
     if (e.id != entry.id && same_registration(e, entry)) {
-      return count(Result<RegistrationEntry>(make_error(ErrorCode::kAlreadyExists, "entry " + e.id + " already registers " +
-                                                            entry.spiffe_id + " with the same parent_id and selectors")));
+      return count(Result<RegistrationEntry>(make_error(
+          ErrorCode::kAlreadyExists,
+          "entry " + e.id + " already registers " + entry.spiffe_id + " with the same parent_id and selectors")));
     }
   }
   entry.created_at = it->created_at;
@@ -256,7 +258,8 @@ Status AuthorityStore::delete_entry(std::string_view id) {
   auto stmt = db_->prepare("DELETE FROM entries WHERE id = ?");
   if (!stmt.ok()) return count(Status(stmt.error()));
   if (Status s = count(stmt->bind(1, id).run()); !s.ok()) return s;
-  if (db_->changes() == 0) return count(Status(make_error(ErrorCode::kNotFound, "no entry with id '" + std::string(id) + "'")));
+  if (db_->changes() == 0)
+    return count(Status(make_error(ErrorCode::kNotFound, "no entry with id '" + std::string(id) + "'")));
   stats_.writes.inc();
   auto current = entries();
   std::vector<RegistrationEntry> next;
@@ -273,7 +276,8 @@ Result<RegistrationEntry> AuthorityStore::get_entry(std::string_view id) const {
   auto it = std::lower_bound(current->begin(), current->end(), id,
                              [](const RegistrationEntry& e, std::string_view key) { return e.id < key; });
   if (it == current->end() || it->id != id) {
-    return count(Result<RegistrationEntry>(make_error(ErrorCode::kNotFound, "no entry with id '" + std::string(id) + "'")));
+    return count(
+        Result<RegistrationEntry>(make_error(ErrorCode::kNotFound, "no entry with id '" + std::string(id) + "'")));
   }
   return *it;
 }
@@ -281,7 +285,9 @@ Result<RegistrationEntry> AuthorityStore::get_entry(std::string_view id) const {
 Result<SeedResult> AuthorityStore::seed_entries(std::vector<RegistrationEntry> entries) {
   std::lock_guard lock(mu_);
   auto current = this->entries();
-  auto key_of = [](const RegistrationEntry& e) { return e.spiffe_id + '\n' + e.parent_id + '\n' + join_lines(e.selectors); };
+  auto key_of = [](const RegistrationEntry& e) {
+    return e.spiffe_id + '\n' + e.parent_id + '\n' + join_lines(e.selectors);
+  };
   std::map<std::string, size_t> stored;  // registration key -> index in `next`
   std::vector<RegistrationEntry> next = *current;
   for (size_t i = 0; i < next.size(); ++i) stored.emplace(key_of(next[i]), i);
@@ -293,11 +299,15 @@ Result<SeedResult> AuthorityStore::seed_entries(std::vector<RegistrationEntry> e
   if (!tx.ok()) return count(Result<SeedResult>(tx.error()));
   for (size_t i = 0; i < entries.size(); ++i) {
     RegistrationEntry& e = entries[i];
-    auto at = [&](const Error& err) { return count(Result<SeedResult>(make_error(err.code, "entries[" + std::to_string(i) + "] (" + e.spiffe_id + "): " + err.message))); };
+    auto at = [&](const Error& err) {
+      return count(Result<SeedResult>(
+          make_error(err.code, "entries[" + std::to_string(i) + "] (" + e.spiffe_id + "): " + err.message)));
+    };
     if (Status s = normalize_entry(e, options_.entry_limits, options_.trust_domain); !s.ok()) return at(s.error());
     std::string key = key_of(e);
     if (!seen.emplace(key, i).second) {
-      return at(invalid("registers the same spiffe_id, parent_id and selectors as entries[" + std::to_string(seen[key]) + "]"));
+      return at(invalid("registers the same spiffe_id, parent_id and selectors as entries[" +
+                        std::to_string(seen[key]) + "]"));
     }
     if (auto it = stored.find(key); it != stored.end()) {
       RegistrationEntry& old = next[it->second];
@@ -332,9 +342,10 @@ Result<SeedResult> AuthorityStore::seed_entries(std::vector<RegistrationEntry> e
 Result<StoreSettings> AuthorityStore::settings() const {
   std::lock_guard lock(mu_);
   StoreSettings out;
-  for (auto [pragma, field] : {std::pair{"journal_mode", &out.journal_mode}, std::pair{"synchronous", &out.synchronous},
-                               std::pair{"foreign_keys", &out.foreign_keys}, std::pair{"busy_timeout", &out.busy_timeout_ms},
-                               std::pair{"user_version", &out.schema_version}}) {
+  for (auto [pragma, field] :
+       {std::pair{"journal_mode", &out.journal_mode}, std::pair{"synchronous", &out.synchronous},
+        std::pair{"foreign_keys", &out.foreign_keys}, std::pair{"busy_timeout", &out.busy_timeout_ms},
+        std::pair{"user_version", &out.schema_version}}) {
     auto value = db_->query_text(std::string("PRAGMA ") + pragma);
     if (!value.ok()) return count(Result<StoreSettings>(value.error()));
     *field = *value;

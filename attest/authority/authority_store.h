@@ -133,7 +133,8 @@ class AuthorityStore {
   std::shared_ptr<const EntryMatcher> matcher() const { return matcher_.load(std::memory_order_acquire); }
   // match: see match_entries (registration_entry.h); a linear scan, for callers holding only a
   // vector. EntryMatcher::match gives the same answer faster.
-  static std::vector<const RegistrationEntry*> match(const std::vector<RegistrationEntry>& entries, std::string_view node_id,
+  static std::vector<const RegistrationEntry*> match(const std::vector<RegistrationEntry>& entries,
+                                                     std::string_view node_id,
                                                      const std::vector<std::string>& selectors) {
     return match_entries(entries, node_id, selectors);
   }
@@ -155,7 +156,8 @@ class AuthorityStore {
   Result<std::vector<IssuedSvid>> issued_to_node(std::string_view node_id) const;
   // issued_to_node(node, serials) returns those of `serials` issued to `node_id` (the ones that
   // node may revoke), in serial order.
-  Result<std::vector<IssuedSvid>> issued_to_node(std::string_view node_id, const std::vector<std::string>& serials) const;
+  Result<std::vector<IssuedSvid>> issued_to_node(std::string_view node_id,
+                                                 const std::vector<std::string>& serials) const;
 
   // Revocations. add_revocations is idempotent by serial (a repeated serial keeps its first
   // record) and returns how many were new. live_revocations first deletes those whose certificate

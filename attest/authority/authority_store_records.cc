@@ -20,8 +20,8 @@ bool valid_serial(std::string_view serial) { return !serial.empty() && serial.si
 
 Result<JoinToken> AuthorityStore::create_join_token(std::chrono::seconds ttl) {
   if (ttl.count() <= 0 || ttl > options_.max_join_token_ttl) {
-    return count(Result<JoinToken>(invalid("join token ttl must be from 1s to " +
-                                           std::to_string(options_.max_join_token_ttl.count()) + "s")));
+    return count(Result<JoinToken>(
+        invalid("join token ttl must be from 1s to " + std::to_string(options_.max_join_token_ttl.count()) + "s")));
   }
   std::lock_guard lock(mu_);
   int64_t now = now_seconds();
@@ -31,13 +31,15 @@ Result<JoinToken> AuthorityStore::create_join_token(std::chrono::seconds ttl) {
   auto n = db_->query_text("SELECT COUNT(*) FROM join_tokens");
   if (!n.ok()) return count(Result<JoinToken>(n.error()));
   if (std::stoull(*n) >= options_.max_join_tokens) {
-    return count(Result<JoinToken>(make_error(ErrorCode::kResourceExhausted,
-                                              std::to_string(options_.max_join_tokens) + " join tokens are outstanding, the limit")));
+    return count(
+        Result<JoinToken>(make_error(ErrorCode::kResourceExhausted, std::to_string(options_.max_join_tokens) +
+                                                                        " join tokens are outstanding, the limit")));
   }
   JoinToken token{random_hex(32), random_hex(8), now + ttl.count()};
   auto stmt = db_->prepare("INSERT INTO join_tokens (token_sha256, token_id, expires_at) VALUES (?, ?, ?)");
   if (!stmt.ok()) return count(Result<JoinToken>(stmt.error()));
-  if (Status s = stmt->bind(1, sha256_hex(token.token)).bind(2, token.token_id).bind(3, token.expires_at).run(); !s.ok()) {
+  if (Status s = stmt->bind(1, sha256_hex(token.token)).bind(2, token.token_id).bind(3, token.expires_at).run();
+      !s.ok()) {
     return count(Result<JoinToken>(s.error()));
   }
   stats_.writes.inc();
@@ -46,7 +48,8 @@ Result<JoinToken> AuthorityStore::create_join_token(std::chrono::seconds ttl) {
 
 Result<std::string> AuthorityStore::consume_join_token(std::string_view token) {
   using R = Result<std::string>;
-  if (token.size() != 64 || !is_lower_hex(token)) return count(R(invalid("malformed join token (expected 64 lowercase hex characters)")));
+  if (token.size() != 64 || !is_lower_hex(token))
+    return count(R(invalid("malformed join token (expected 64 lowercase hex characters)")));
   std::string hash = sha256_hex(token);
   std::lock_guard lock(mu_);
   int64_t now = now_seconds();
@@ -85,8 +88,12 @@ Status AuthorityStore::record_issued(const IssuedSvid& svid) {
   auto stmt = db_->prepare(
       "INSERT OR REPLACE INTO issued_svids (serial, spiffe_id, entry_id, node_id, expires_at) VALUES (?,?,?,?,?)");
   if (!stmt.ok()) return count(Status(stmt.error()));
-  Status s = stmt->bind(1, svid.serial).bind(2, svid.spiffe_id).bind(3, svid.entry_id).bind(4, svid.node_id)
-                 .bind(5, svid.expires_at).run();
+  Status s = stmt->bind(1, svid.serial)
+                 .bind(2, svid.spiffe_id)
+                 .bind(3, svid.entry_id)
+                 .bind(4, svid.node_id)
+                 .bind(5, svid.expires_at)
+                 .run();
   if (s.ok()) stats_.writes.inc();
   return count(s);
 }
@@ -112,7 +119,8 @@ Result<std::vector<Row>> collect(Statement& stmt, Read read) {
 
 Result<std::optional<IssuedSvid>> AuthorityStore::issued_svid(std::string_view serial) const {
   std::lock_guard lock(mu_);
-  auto stmt = db_->prepare("SELECT serial, spiffe_id, entry_id, node_id, expires_at FROM issued_svids WHERE serial = ?");
+  auto stmt =
+      db_->prepare("SELECT serial, spiffe_id, entry_id, node_id, expires_at FROM issued_svids WHERE serial = ?");
   if (!stmt.ok()) return count(Result<std::optional<IssuedSvid>>(stmt.error()));
   auto rows = collect<IssuedSvid>(stmt->bind(1, serial), issued_from_row);
   if (!rows.ok()) return count(Result<std::optional<IssuedSvid>>(rows.error()));
@@ -132,8 +140,9 @@ Result<std::vector<IssuedSvid>> AuthorityStore::issued_to_node(std::string_view 
                                                                const std::vector<std::string>& serials) const {
   using R = Result<std::vector<IssuedSvid>>;
   if (serials.size() > options_.max_revocations_per_call) {
-    return count(R(make_error(ErrorCode::kResourceExhausted, std::to_string(serials.size()) + " serials exceed the limit of " +
-                                                                 std::to_string(options_.max_revocations_per_call))));
+    return count(
+        R(make_error(ErrorCode::kResourceExhausted, std::to_string(serials.size()) + " serials exceed the limit of " +
+                                                        std::to_string(options_.max_revocations_per_call))));
   }
   std::vector<std::string> sorted = serials;
   std::sort(sorted.begin(), sorted.end());
@@ -160,7 +169,8 @@ Result<size_t> AuthorityStore::add_revocations(const std::vector<Revocation>& re
   }
   for (const auto& r : revocations) {
     if (!valid_serial(r.serial)) {
-      return count(R(invalid("revocation serial '" + r.serial.substr(0, 80) + "' must be 1 to 64 lowercase hex characters")));
+      return count(
+          R(invalid("revocation serial '" + r.serial.substr(0, 80) + "' must be 1 to 64 lowercase hex characters")));
     }
   }
   std::lock_guard lock(mu_);
@@ -171,7 +181,12 @@ Result<size_t> AuthorityStore::add_revocations(const std::vector<Revocation>& re
   if (!stmt.ok()) return count(R(stmt.error()));
   size_t added = 0;
   for (const auto& r : revocations) {
-    Status s = stmt->bind(1, r.serial).bind(2, r.spiffe_id).bind(3, r.expires_at).bind(4, r.revoked_at).bind(5, r.reason).run();
+    Status s = stmt->bind(1, r.serial)
+                   .bind(2, r.spiffe_id)
+                   .bind(3, r.expires_at)
+                   .bind(4, r.revoked_at)
+                   .bind(5, r.reason)
+                   .run();
     if (!s.ok()) return count(R(s.error()));
     added += static_cast<size_t>(db_->changes());
   }

@@ -4,7 +4,8 @@
 
 namespace portcullis::attest::authority {
 
-EntryMatcher::EntryMatcher(std::shared_ptr<const std::vector<RegistrationEntry>> entries) : entries_(std::move(entries)) {
+EntryMatcher::EntryMatcher(std::shared_ptr<const std::vector<RegistrationEntry>> entries)
+    : entries_(std::move(entries)) {
   std::unordered_map<std::string_view, uint32_t> popularity;
   for (const auto& e : *entries_) {
     for (const auto& s : e.selectors) ++popularity[s];

@@ -29,7 +29,8 @@ class EntryMatcher {
 
   // match: the entries whose parent_id is empty or `node_id` and whose selectors are all in
   // `selectors`, sorted by id. Pointers live as long as entries(). Thread-safe (const).
-  std::vector<const RegistrationEntry*> match(std::string_view node_id, const std::vector<std::string>& selectors) const;
+  std::vector<const RegistrationEntry*> match(std::string_view node_id,
+                                              const std::vector<std::string>& selectors) const;
 
  private:
   std::shared_ptr<const std::vector<RegistrationEntry>> entries_;

@@ -80,7 +80,8 @@ bool Statement::is_null(int column) const { return sqlite3_column_type(stmt_, co
 Result<std::unique_ptr<SqliteDb>> SqliteDb::open(const std::string& path) {
   sqlite3* db = nullptr;
   // NOMUTEX: the owner serializes access, so SQLite's own connection mutex would be pure cost.
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Error e = sqlite_error(db, rc, "cannot open " + path);
     sqlite3_close_v2(db);
@@ -111,7 +112,8 @@ Result<Statement> SqliteDb::prepare(const std::string& sql) {
   auto it = cache_.find(sql);
   if (it == cache_.end()) {
     sqlite3_stmt* stmt = nullptr;
-    int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    int rc =
+        sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
     if (rc != SQLITE_OK) return sqlite_error(db_, rc, "sqlite prepare");
     it = cache_.emplace(sql, stmt).first;
   }

@@ -1,8 +1,7 @@
 // AuthorityStore against real SQLite files: entry CRUD and validation, matching, join tokens,
 // issued SVIDs, revocations, schema migrations, file modes, kill -9 durability, and the YAML seed.
-#include "attest/authority/authority_store.h"
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -18,8 +17,7 @@
 #include <sstream>
 #include <thread>
 
-#include <gtest/gtest.h>
-
+#include "attest/authority/authority_store.h"
 #include "attest/authority/entries_file.h"
 #include "attest/authority/store_schema.h"
 #include "common/digest.h"
@@ -103,7 +101,8 @@ TEST_F(AuthorityStoreTest, CreateGetUpdateDeleteAndReopen) {
   auto created = store->create_entry(e);
   ASSERT_TRUE(created.ok()) << created.error().message;
   EXPECT_EQ(created->id.size(), 32u);
-  EXPECT_TRUE(std::all_of(created->id.begin(), created->id.end(), [](char c) { return std::isxdigit(c) && !std::isupper(c); }));
+  EXPECT_TRUE(
+      std::all_of(created->id.begin(), created->id.end(), [](char c) { return std::isxdigit(c) && !std::isupper(c); }));
   EXPECT_EQ(created->selectors, (std::vector<std::string>{"k8s:pod-uid:abc", "unix:uid:1000"}));
   EXPECT_EQ(created->dns_names, (std::vector<std::string>{"web.local", "web"}));
   EXPECT_EQ(created->created_at, now_.load());
@@ -176,14 +175,20 @@ TEST_F(AuthorityStoreTest, RejectsInvalidEntriesWithTheReason) {
       {[](auto& e) { e.selectors = {"unix:user:a b"}; }, "space, control or non-ASCII"},
       {[](auto& e) { e.selectors = {"unix:user:a\nb"}; }, "space, control or non-ASCII"},
       {[](auto& e) { e.selectors = {"cgroup:path:/" + std::string(80, 'x')}; }, "over the limit of 64"},
-      {[](auto& e) { e.selectors = {"a:b:1", "a:b:2", "a:b:3", "a:b:4"}; }, "4 exceed the limit of 3"},
+      {[](auto& e) {
+         e.selectors = {"a:b:1", "a:b:2", "a:b:3", "a:b:4"};
+       },
+       "4 exceed the limit of 3"},
       {[](auto& e) { e.x509_svid_ttl = -1s; }, "x509_svid_ttl: must not be negative"},
       {[](auto& e) { e.jwt_svid_ttl = 86401s; }, "jwt_svid_ttl: 86401s exceeds the limit of 86400s"},
       {[](auto& e) { e.dns_names = {"-web.local"}; }, "starting or ending with '-'"},
       {[](auto& e) { e.dns_names = {"web..local"}; }, "empty or over-long label"},
       {[](auto& e) { e.dns_names = {"web_1.local"}; }, "a character other than"},
       {[](auto& e) { e.dns_names = {"a.*.local"}; }, "a character other than"},
-      {[](auto& e) { e.dns_names = {"a", "b", "c"}; }, "3 exceed the limit of 2"},
+      {[](auto& e) {
+         e.dns_names = {"a", "b", "c"};
+       },
+       "3 exceed the limit of 2"},
       {[](auto& e) { e.id = "has/slash"; }, "id: entry id 'has/slash'"},
   };
   for (const auto& c : cases) {
@@ -218,7 +223,8 @@ TEST_F(AuthorityStoreTest, DuplicatesAndLimits) {
   EXPECT_EQ(dup.error().code, ErrorCode::kAlreadyExists);
   EXPECT_NE(dup.error().message.find(a->id), std::string::npos) << dup.error().message;
   // A different parent or a different selector set is a different registration.
-  auto b = store->create_entry(entry("spiffe://example.org/web", {"unix:uid:1", "unix:gid:2"}, "spiffe://example.org/node/n1"));
+  auto b = store->create_entry(
+      entry("spiffe://example.org/web", {"unix:uid:1", "unix:gid:2"}, "spiffe://example.org/node/n1"));
   ASSERT_TRUE(b.ok());
   RegistrationEntry with_id = entry("spiffe://example.org/web", {"unix:uid:1"});
   with_id.id = a->id;
@@ -242,7 +248,8 @@ TEST_F(AuthorityStoreTest, MatchIsSubsetAndParentScopedAndSortedById) {
   auto web = *store->create_entry(entry("spiffe://example.org/web", {"unix:uid:1000"}));
   auto web_hash = *store->create_entry(entry("spiffe://example.org/web-pinned", {"unix:sha256:ab", "unix:uid:1000"}));
   auto on_node = *store->create_entry(entry("spiffe://example.org/web-n1", {"unix:uid:1000"}, node));
-  auto on_other = *store->create_entry(entry("spiffe://example.org/web-n2", {"unix:uid:1000"}, "spiffe://example.org/node/x"));
+  auto on_other =
+      *store->create_entry(entry("spiffe://example.org/web-n2", {"unix:uid:1000"}, "spiffe://example.org/node/x"));
   auto db = *store->create_entry(entry("spiffe://example.org/db", {"unix:uid:1001"}));
   auto snapshot = store->entries();
   auto ids = [](const std::vector<const RegistrationEntry*>& m) {
@@ -258,7 +265,8 @@ TEST_F(AuthorityStoreTest, MatchIsSubsetAndParentScopedAndSortedById) {
   EXPECT_EQ(ids(AuthorityStore::match(*snapshot, node, attested)), sorted({web.id, web_hash.id, on_node.id}));
   // Without the hash selector the pinned entry no longer applies; on another node neither does n1's.
   std::vector<std::string> no_hash = {"unix:gid:1000", "unix:uid:1000"};
-  EXPECT_EQ(ids(AuthorityStore::match(*snapshot, "spiffe://example.org/node/x", no_hash)), sorted({web.id, on_other.id}));
+  EXPECT_EQ(ids(AuthorityStore::match(*snapshot, "spiffe://example.org/node/x", no_hash)),
+            sorted({web.id, on_other.id}));
   // An unsorted selector list matches the same.
   std::vector<std::string> shuffled = {"unix:uid:1000", "unix:sha256:ab", "unix:gid:1000"};
   EXPECT_EQ(ids(AuthorityStore::match(*snapshot, node, shuffled)), sorted({web.id, web_hash.id, on_node.id}));
@@ -559,7 +567,8 @@ TEST_F(AuthorityStoreTest, CommittedEntriesSurviveKillNine) {
     auto store = AuthorityStore::open(path_, stats, AuthorityStoreOptions{});
     if (!store.ok()) ::_exit(2);
     for (uint32_t i = 0;; ++i) {
-      auto r = (*store)->create_entry(entry("spiffe://example.org/w" + std::to_string(i), {"unix:uid:" + std::to_string(i)}));
+      auto r = (*store)->create_entry(
+          entry("spiffe://example.org/w" + std::to_string(i), {"unix:uid:" + std::to_string(i)}));
       if (!r.ok()) ::_exit(3);
       if (::write(acks[1], &i, sizeof i) != sizeof i) ::_exit(4);
     }
@@ -694,7 +703,8 @@ TEST_F(EntriesFileTest, SeedingIsIdempotentAndUpdatesChangedAttributes) {
   EXPECT_EQ(edited->updated, 1u);
   auto after = store->list_entries();
   ASSERT_EQ(after.size(), 3u);
-  auto db = std::find_if(after.begin(), after.end(), [](const auto& e) { return e.spiffe_id == "spiffe://example.org/db"; });
+  auto db =
+      std::find_if(after.begin(), after.end(), [](const auto& e) { return e.spiffe_id == "spiffe://example.org/db"; });
   EXPECT_EQ(db->x509_svid_ttl, 7200s);
   EXPECT_EQ(db->revision, 2);
   EXPECT_EQ(store->get_entry(manual.id).value(), manual);  // entries not in the file stay

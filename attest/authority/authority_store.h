@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "attest/authority/entry_matcher.h"
 #include "attest/authority/registration_entry.h"
 #include "attest/authority/sqlite_db.h"
 #include "common/result.h"
@@ -75,6 +76,12 @@ struct Revocation {
   bool operator==(const Revocation&) const = default;
 };
 
+// StoreSettings is what the store's connection runs with, as SQLite reports it (PRAGMA values as
+// text: synchronous "1" is NORMAL), for diagnostics and tests.
+struct StoreSettings {
+  std::string journal_mode, synchronous, foreign_keys, busy_timeout_ms, schema_version;
+};
+
 // SeedResult counts what seed_entries did.
 struct SeedResult {
   size_t created = 0, updated = 0, unchanged = 0;
@@ -96,8 +103,8 @@ using EntriesSnapshot = std::shared_ptr<const std::vector<RegistrationEntry>>;
 // the trade SPIRE and most SQLite servers make: FULL would fsync every write.
 //
 // Threading: every method is thread-safe; writes and database reads are serialized on one
-// connection by a mutex. entries() needs no lock: it returns the immutable snapshot republished
-// after every entry write, which issuance matches against with match().
+// connection by a mutex. entries() and matcher() need no lock: they return the immutable snapshot
+// republished after every entry write, which issuance matches against.
 //
 // Failures: bad input → kInvalidArgument, unknown id → kNotFound, duplicate registration →
 // kAlreadyExists, over a limit → kResourceExhausted, all counted in `rejected`; SQLite errors →
@@ -121,9 +128,13 @@ class AuthorityStore {
   Result<RegistrationEntry> get_entry(std::string_view id) const;
   std::vector<RegistrationEntry> list_entries() const { return *entries(); }
   // entries is the current immutable snapshot, sorted by id.
-  EntriesSnapshot entries() const { return entries_.load(std::memory_order_acquire); }
-  // match: see match_entries (registration_entry.h).
-  static std::vector<const RegistrationEntry*> match(const std::vector<RegistrationEntry>& entries, std::string_view node_id,
+  EntriesSnapshot entries() const { return matcher()->entries(); }
+  // matcher is the current snapshot with its match index: what the issuance path should use.
+  std::shared_ptr<const EntryMatcher> matcher() const { return matcher_.load(std::memory_order_acquire); }
+  // match: see match_entries (registration_entry.h); a linear scan, for callers holding only a
+  // vector. EntryMatcher::match gives the same answer faster.
+  static std::vector<const RegistrationEntry*> match(const std::vector<RegistrationEntry>& entries,
+                                                     std::string_view node_id,
                                                      const std::vector<std::string>& selectors) {
     return match_entries(entries, node_id, selectors);
   }
@@ -145,7 +156,8 @@ class AuthorityStore {
   Result<std::vector<IssuedSvid>> issued_to_node(std::string_view node_id) const;
   // issued_to_node(node, serials) returns those of `serials` issued to `node_id` (the ones that
   // node may revoke), in serial order.
-  Result<std::vector<IssuedSvid>> issued_to_node(std::string_view node_id, const std::vector<std::string>& serials) const;
+  Result<std::vector<IssuedSvid>> issued_to_node(std::string_view node_id,
+                                                 const std::vector<std::string>& serials) const;
 
   // Revocations. add_revocations is idempotent by serial (a repeated serial keeps its first
   // record) and returns how many were new. live_revocations first deletes those whose certificate
@@ -163,6 +175,7 @@ class AuthorityStore {
   // next_bundle_sequence atomically increments and returns the `bundle_sequence` counter (1 first).
   Result<uint64_t> next_bundle_sequence();
 
+  Result<StoreSettings> settings() const;
   // integrity_check runs SQLite's full integrity check; ok when the file is sound.
   Status integrity_check() const;
 
@@ -177,15 +190,22 @@ class AuthorityStore {
   Status replace_entry(const RegistrationEntry& entry);
   Result<RegistrationEntry> prepare_new(RegistrationEntry entry, size_t stored,
                                         const std::function<bool(const std::string&)>& id_taken) const;
-  // count records a result in the stats: failures for SQLite errors, rejected for the rest.
+  // count records a failed result in the stats: failures for SQLite errors, rejected for the rest.
   template <typename T>
-  T count(T result) const;
+  T count(T result) const {
+    if (!result.ok()) {
+      ErrorCode c = result.error().code;
+      bool db_error = c == ErrorCode::kIo || c == ErrorCode::kUnavailable || c == ErrorCode::kInternal;
+      (db_error ? stats_.failures : stats_.rejected).inc();
+    }
+    return result;
+  }
 
   mutable std::mutex mu_;
   std::unique_ptr<SqliteDb> db_;  // guarded by mu_
   AuthorityStoreOptions options_;
   AuthorityStoreStats stats_;
-  std::atomic<EntriesSnapshot> entries_;
+  std::atomic<std::shared_ptr<const EntryMatcher>> matcher_;
 };
 
 }  // namespace portcullis::attest::authority

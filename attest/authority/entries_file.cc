@@ -50,9 +50,12 @@ std::optional<RegistrationEntry> parse_entry(const Node& node, const EntryLimits
   MapReader r(node, errors);
   if (!r.valid()) return std::nullopt;
   RegistrationEntry e;
-  if (r.string("spiffe_id", &e.spiffe_id, true)) report(*r.get("spiffe_id"), validate_workload_spiffe_id(e.spiffe_id, trust_domain), errors);
-  if (r.string("parent_id", &e.parent_id)) report(*r.get("parent_id"), validate_parent_id(e.parent_id, trust_domain), errors);
-  e.selectors = string_list(r, "selectors", true, [&](std::string_view s) { return validate_selector(s, limits.max_selector_bytes); });
+  if (r.string("spiffe_id", &e.spiffe_id, true))
+    report(*r.get("spiffe_id"), validate_workload_spiffe_id(e.spiffe_id, trust_domain), errors);
+  if (r.string("parent_id", &e.parent_id))
+    report(*r.get("parent_id"), validate_parent_id(e.parent_id, trust_domain), errors);
+  e.selectors = string_list(r, "selectors", true,
+                            [&](std::string_view s) { return validate_selector(s, limits.max_selector_bytes); });
   ttl_field(r, "x509_svid_ttl", limits, &e.x509_svid_ttl);
   ttl_field(r, "jwt_svid_ttl", limits, &e.jwt_svid_ttl);
   e.dns_names = string_list(r, "dns_names", false, validate_dns_name);

@@ -39,7 +39,8 @@ Status validate_ttl(std::string_view field, std::chrono::seconds ttl, const Entr
 }
 
 Status normalize_selectors(std::vector<std::string>& selectors, const EntryLimits& limits) {
-  if (selectors.empty()) return invalid("selectors: at least one is required (an entry without selectors would match every workload)");
+  if (selectors.empty())
+    return invalid("selectors: at least one is required (an entry without selectors would match every workload)");
   for (const auto& s : selectors) {
     if (Status st = validate_selector(s, limits.max_selector_bytes); !st.ok()) return prefixed("selectors", st);
   }
@@ -98,9 +99,11 @@ Status validate_dns_name(std::string_view name) {
     std::string_view label = rest.substr(0, dot);
     if (label.empty() || label.size() > 63) return invalid("DNS name '" + shown + "' has an empty or over-long label");
     if (!std::all_of(label.begin(), label.end(), is_label_char)) {
-      return invalid("DNS name '" + shown + "' has a character other than letters, digits, '-' and '.' (or a non-leading '*')");
+      return invalid("DNS name '" + shown +
+                     "' has a character other than letters, digits, '-' and '.' (or a non-leading '*')");
     }
-    if (label.front() == '-' || label.back() == '-') return invalid("DNS name '" + shown + "' has a label starting or ending with '-'");
+    if (label.front() == '-' || label.back() == '-')
+      return invalid("DNS name '" + shown + "' has a label starting or ending with '-'");
     if (dot == std::string_view::npos) return {};
     rest.remove_prefix(dot + 1);
   }
@@ -109,7 +112,8 @@ Status validate_dns_name(std::string_view name) {
 Status validate_entry_id(std::string_view id) {
   if (id.empty() || id.size() > 64) return invalid("entry id must be 1 to 64 bytes");
   for (char c : id) {
-    if (!is_label_char(c) && c != '.' && c != '_') return invalid("entry id " + quoted(id) + " may only use [A-Za-z0-9._-]");
+    if (!is_label_char(c) && c != '.' && c != '_')
+      return invalid("entry id " + quoted(id) + " may only use [A-Za-z0-9._-]");
   }
   return {};
 }

@@ -16,15 +16,15 @@ namespace portcullis::attest::authority {
 // every one of `selectors` gets an SVID for `spiffe_id`. Plain value type; the store assigns `id`,
 // `created_at` and `revision`.
 struct RegistrationEntry {
-  std::string id;         // 128-bit random, lowercase hex (or caller-chosen, see validate_entry_id)
-  std::string spiffe_id;  // the workload's SPIFFE ID
-  std::string parent_id;  // a node SPIFFE ID; empty = any attested node
-  std::vector<std::string> selectors;  // "TYPE:KEY:VALUE", sorted, deduplicated, all must match
+  std::string id;                         // 128-bit random, lowercase hex (or caller-chosen, see validate_entry_id)
+  std::string spiffe_id;                  // the workload's SPIFFE ID
+  std::string parent_id;                  // a node SPIFFE ID; empty = any attested node
+  std::vector<std::string> selectors;     // "TYPE:KEY:VALUE", sorted, deduplicated, all must match
   std::chrono::seconds x509_svid_ttl{0};  // 0: the authority default
   std::chrono::seconds jwt_svid_ttl{0};   // 0: the authority default
   std::vector<std::string> dns_names;     // SANs, in the given order (the first may become the CN)
-  int64_t created_at = 0;  // Unix seconds
-  int64_t revision = 0;    // 1 on create, bumped on every update
+  int64_t created_at = 0;                 // Unix seconds
+  int64_t revision = 0;                   // 1 on create, bumped on every update
 
   bool operator==(const RegistrationEntry&) const = default;
 };

@@ -22,17 +22,17 @@ Statement::~Statement() {
 }
 
 Statement& Statement::bind(int index, std::string_view text) {
-  sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  note(sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT));
   return *this;
 }
 
 Statement& Statement::bind(int index, int64_t value) {
-  sqlite3_bind_int64(stmt_, index, value);
+  note(sqlite3_bind_int64(stmt_, index, value));
   return *this;
 }
 
 Statement& Statement::bind_null(int index) {
-  sqlite3_bind_null(stmt_, index);
+  note(sqlite3_bind_null(stmt_, index));
   return *this;
 }
 
@@ -41,10 +41,22 @@ Statement& Statement::bind_text_or_null(int index, std::string_view text) {
 }
 
 Result<bool> Statement::step() {
+  if (bind_rc_ != SQLITE_OK) {
+    int rc = bind_rc_;
+    bind_rc_ = SQLITE_OK;
+    sqlite3_reset(stmt_);
+    return sqlite_error(nullptr, rc, "sqlite bind");
+  }
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
-  if (rc == SQLITE_DONE) return false;
-  return sqlite_error(db_, rc, "sqlite step");
+  // Reset at the end (and on error) so the same statement can be bound and run again in a loop.
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset(stmt_);
+    return false;
+  }
+  Error e = sqlite_error(db_, rc, "sqlite step");
+  sqlite3_reset(stmt_);
+  return e;
 }
 
 Status Statement::run() {
@@ -68,7 +80,8 @@ bool Statement::is_null(int column) const { return sqlite3_column_type(stmt_, co
 Result<std::unique_ptr<SqliteDb>> SqliteDb::open(const std::string& path) {
   sqlite3* db = nullptr;
   // NOMUTEX: the owner serializes access, so SQLite's own connection mutex would be pure cost.
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Error e = sqlite_error(db, rc, "cannot open " + path);
     sqlite3_close_v2(db);
@@ -91,7 +104,7 @@ Status SqliteDb::exec(std::string_view sql) {
   std::string msg = err ? err : sqlite3_errstr(rc);
   sqlite3_free(err);
   Error e = sqlite_error(nullptr, rc, "sqlite exec");
-  e.message = "sqlite exec: " + msg;
+  e.message = "sqlite exec: " + msg;  // sqlite3_exec's message names the failing statement's problem
   return e;
 }
 
@@ -99,7 +112,8 @@ Result<Statement> SqliteDb::prepare(const std::string& sql) {
   auto it = cache_.find(sql);
   if (it == cache_.end()) {
     sqlite3_stmt* stmt = nullptr;
-    int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    int rc =
+        sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
     if (rc != SQLITE_OK) return sqlite_error(db_, rc, "sqlite prepare");
     it = cache_.emplace(sql, stmt).first;
   }

@@ -20,7 +20,9 @@ namespace portcullis::attest::authority {
 class Statement {
  public:
   Statement(sqlite3_stmt* stmt, sqlite3* db) : stmt_(stmt), db_(db) {}
-  Statement(Statement&& other) noexcept : stmt_(other.stmt_), db_(other.db_) { other.stmt_ = nullptr; }
+  Statement(Statement&& other) noexcept : stmt_(other.stmt_), db_(other.db_), bind_rc_(other.bind_rc_) {
+    other.stmt_ = nullptr;
+  }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
   Statement& operator=(Statement&&) = delete;
@@ -43,8 +45,12 @@ class Statement {
   bool is_null(int column) const;
 
  private:
+  void note(int rc) {
+    if (bind_rc_ == 0) bind_rc_ = rc;
+  }
   sqlite3_stmt* stmt_;
   sqlite3* db_;
+  int bind_rc_ = 0;  // first failed bind, reported by step()
 };
 
 // SqliteDb owns one SQLite connection and its prepared-statement cache. Not thread-safe: the

@@ -3,7 +3,9 @@
 # relative to attest/.
 add_library(portcullis_authority_store STATIC
   authority/authority_store.cc
+  authority/authority_store_records.cc
   authority/entries_file.cc
+  authority/entry_matcher.cc
   authority/registration_entry.cc
   authority/sqlite_db.cc
   authority/store_schema.cc

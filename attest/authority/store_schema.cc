@@ -66,9 +66,9 @@ Result<size_t> schema_version(SqliteDb& db) {
   long version = std::stol(*text);
   size_t known = store_migrations().size();
   if (version < 0 || static_cast<size_t>(version) > known) {
-    return make_error(ErrorCode::kFailedPrecondition,
-                      "the store's schema version is " + *text + " but this binary knows only up to " +
-                          std::to_string(known) + "; run a newer portcullis or restore a backup");
+    return make_error(ErrorCode::kFailedPrecondition, "the store's schema version is " + *text +
+                                                          " but this binary knows only up to " + std::to_string(known) +
+                                                          "; run a newer portcullis or restore a backup");
   }
   return static_cast<size_t>(version);
 }
@@ -89,7 +89,8 @@ Status migrate_store(SqliteDb& db) {
     if (s.ok()) s = db.exec("PRAGMA user_version = " + std::to_string(*version + 1));
     if (s.ok()) s = tx->commit();
     if (!s.ok()) {
-      return make_error(s.error().code, "schema migration " + std::to_string(*version + 1) + " failed: " + s.error().message);
+      return make_error(s.error().code,
+                        "schema migration " + std::to_string(*version + 1) + " failed: " + s.error().message);
     }
   }
 }

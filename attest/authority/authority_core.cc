@@ -165,10 +165,10 @@ Result<v1::RenewNodeResponse> AuthorityCore::renew_node(std::string_view node_id
 }
 
 Result<v1::WorkloadSvids> AuthorityCore::sign_for_workload(std::string_view node_id, std::string_view attestation,
-                                                           const std::vector<RegistrationEntry>& entries,
+                                                           const EntryMatcher& entries,
                                                            const v1::WorkloadCsrs& workload) {
   std::vector<std::string> selectors = selector_strings(workload.selectors());
-  auto matches = AuthorityStore::match(entries, node_id, selectors);
+  auto matches = entries.match(node_id, selectors);
   v1::WorkloadSvids out;
   out.set_workload_key(workload.workload_key());
   out.set_matched_entries(static_cast<uint32_t>(matches.size()));
@@ -193,7 +193,7 @@ Result<v1::SignWorkloadSvidsResponse> AuthorityCore::sign_workload_svids(std::st
   if (Status s = check_request(request, options_.limits); !s.ok()) return invalid(s.error().message).error();
   std::string attestation = node_attestation_of(node_id, options_.trust_domain);
   if (attestation.empty()) return make_error(ErrorCode::kPermissionDenied, "not a node SPIFFE ID of this trust domain");
-  EntriesSnapshot entries = store_->entries();  // one snapshot for the whole request
+  auto entries = store_->matcher();  // one snapshot for the whole request
   v1::SignWorkloadSvidsResponse out;
   for (const auto& workload : request.workloads()) {
     auto signed_svids = sign_for_workload(node_id, attestation, *entries, workload);
@@ -206,8 +206,8 @@ Result<v1::SignWorkloadSvidsResponse> AuthorityCore::sign_workload_svids(std::st
 Result<v1::MintJwtSvidResponse> AuthorityCore::mint_jwt_svid(std::string_view node_id,
                                                              const v1::MintJwtSvidRequest& request) {
   if (Status s = check_request(request, options_.limits); !s.ok()) return invalid(s.error().message).error();
-  EntriesSnapshot entries = store_->entries();
-  auto matches = AuthorityStore::match(*entries, node_id, selector_strings(request.selectors()));
+  auto entries = store_->matcher();
+  auto matches = entries->match(node_id, selector_strings(request.selectors()));
   const RegistrationEntry* chosen = nullptr;
   for (const RegistrationEntry* e : matches) {
     if (request.spiffe_id().empty() || e->spiffe_id == request.spiffe_id()) {

@@ -11,6 +11,7 @@
 #include "attest/authority/authority_messages.h"
 #include "attest/authority/authority_store.h"
 #include "attest/authority/certificate_authority.h"
+#include "attest/authority/entry_matcher.h"
 #include "attest/authority/update_feed.h"
 #include "common/audit.h"
 #include "common/grpc/call_context.h"
@@ -145,7 +146,7 @@ class AuthorityCore {
   struct Issued;
   Result<SignedX509Svid> issue(const X509SvidRequest& request, std::string_view entry_id, std::string_view node_id);
   Result<v1::WorkloadSvids> sign_for_workload(std::string_view node_id, std::string_view attestation,
-                                              const std::vector<RegistrationEntry>& entries,
+                                              const EntryMatcher& entries,
                                               const v1::WorkloadCsrs& workload);
   void audit(std::string decision, std::string spiffe_id, std::string serial, std::string policy, std::string reason);
   Status invalid(std::string message) const;

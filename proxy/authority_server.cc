@@ -24,7 +24,8 @@ constexpr const char* kText = "text/plain; charset=UTF-8";
 constexpr std::chrono::seconds kMaintenanceInterval{1};
 constexpr std::chrono::seconds kPruneInterval{60};
 constexpr std::chrono::milliseconds kDrainPollInterval{50};
-// A failed renewal of the server SVID is retried at the next tick, but logged at most this often.
+// A failed renewal of the server SVID or CA rotation step is retried at the next tick, but logged
+// at most this often.
 constexpr std::chrono::seconds kRenewalErrorLogInterval{30};
 
 // private_dir creates `path` (and parents) and makes the leaf 0700: it holds the CA key and the
@@ -224,7 +225,10 @@ void AuthorityServer::schedule_maintenance() {
 void AuthorityServer::maintain() {
   // A new CA (rotation) goes to the watchers first, then into our own TLS trust.
   if (Status s = core_->rotate_ca_if_due(config_.ca.upstream()); !s.ok()) {
-    spdlog::error("authority: CA rotation step failed (retried next tick): {}", s.error().message);
+    if (std::chrono::steady_clock::now() - last_rotation_error_log_ > kRenewalErrorLogInterval) {
+      last_rotation_error_log_ = std::chrono::steady_clock::now();
+      spdlog::error("authority: CA rotation step failed (retried every second): {}", s.error().message);
+    }
   }
   auto now = std::chrono::system_clock::now();
   if (now >= tls_.renew_at() || core_->bundle().sequence_number() != tls_.bundle_sequence) {

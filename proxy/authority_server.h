@@ -92,6 +92,7 @@ class AuthorityServer {
   std::chrono::steady_clock::time_point drain_deadline_{};
   std::chrono::steady_clock::time_point next_prune_{};
   std::chrono::steady_clock::time_point last_renewal_error_log_{};
+  std::chrono::steady_clock::time_point last_rotation_error_log_{};
   bool ready_ = false;
   bool draining_ = false;
   bool stopped_ = false;

@@ -358,6 +358,46 @@ TEST(AuthorityCorePersistence, EntriesAndTheCaSurviveARestart) {
   EXPECT_EQ(again.core->bundle().x509_authorities(0), bundle_der) << "the CA is loaded, not regenerated";
 }
 
+TEST(AuthorityCoreRotation, TheNextCaIsPushedBeforeItSigns) {
+  TempDir dir;
+  auto now = std::make_shared<std::chrono::system_clock::time_point>(std::chrono::system_clock::now());
+  auto clock = [now] { return *now; };
+  AuthorityCoreOptions options;
+  options.clock = clock;
+  TestAuthority a(dir.path(), options, [&](CaOptions& ca) {
+    ca.ca_ttl = std::chrono::hours(8);
+    ca.now = clock;
+  });
+  v1::X509Svid node = a.attest();
+  std::vector<v1::AuthorityUpdate> got;
+  auto sub = a.core->watch([&](const v1::AuthorityUpdate& u) { got.push_back(u); });
+  ASSERT_TRUE(sub.ok());
+  const uint64_t first_sequence = a.core->bundle().sequence_number();
+  const std::string first_signer = a.core->ca().signing_ca_der();
+
+  *now += std::chrono::hours(3);  // before half-life: nothing to do
+  ASSERT_TRUE(a.core->rotate_ca_if_due(false).ok());
+  EXPECT_EQ(got.size(), 1u);
+
+  *now += std::chrono::hours(2);  // past half-life: the next CA enters the bundle, is pushed
+  ASSERT_TRUE(a.core->rotate_ca_if_due(false).ok());
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_TRUE(got[1].has_bundle());
+  EXPECT_GT(got[1].bundle().sequence_number(), first_sequence);
+  EXPECT_EQ(got[1].bundle().x509_authorities_size(), 2);
+  EXPECT_EQ(a.core->ca().signing_ca_der(), first_signer) << "not signing before peers have it";
+
+  *now += std::chrono::hours(1);  // past three quarters: it signs
+  ASSERT_TRUE(a.core->rotate_ca_if_due(false).ok());
+  EXPECT_NE(a.core->ca().signing_ca_der(), first_signer);
+  v1::RenewNodeRequest renew;
+  renew.set_csr(make_csr().der);
+  auto renewed = a.core->renew_node(node.spiffe_id(), renew);
+  ASSERT_TRUE(renewed.ok());
+  // The new SVID chains to the new CA, which every watcher already holds.
+  EXPECT_EQ(verify_svid(renewed->svid(), got[1].bundle(), *now).spiffe_id, node.spiffe_id());
+}
+
 TEST(NodeAttestationOf, OnlyNodePathsOfOurTrustDomain) {
   EXPECT_EQ(node_attestation_of("spiffe://example.org/node/join_token/abc", "example.org"), "join_token");
   EXPECT_EQ(node_attestation_of("spiffe://example.org/node/embedded/host-1", "example.org"), "embedded");

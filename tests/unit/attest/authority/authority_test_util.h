@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -69,7 +70,8 @@ inline bssl::UniquePtr<X509> parse_der(const std::string& der) {
 
 // verify_svid checks an issued chain against the authority's bundle as a peer would, and
 // returns what the peer learns (SPIFFE ID, serial, claims); fails the test otherwise.
-inline mtls::PeerIdentity verify_svid(const v1::X509Svid& svid, const v1::Bundle& bundle) {
+inline mtls::PeerIdentity verify_svid(const v1::X509Svid& svid, const v1::Bundle& bundle,
+                                      std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) {
   std::vector<bssl::UniquePtr<X509>> owned;
   std::vector<X509*> chain;
   for (const auto& der : svid.cert_chain()) {
@@ -82,7 +84,9 @@ inline mtls::PeerIdentity verify_svid(const v1::X509Svid& svid, const v1::Bundle
   bundles.add(std::make_shared<const mtls::TrustBundle>(bundle.trust_domain(), std::move(roots), bundle.sequence_number()));
   mtls::PeerIdentity identity;
   mtls::SvidVerifyError error;
-  EXPECT_TRUE(mtls::verify_x509_svid(chain, bundles, {}, &identity, &error)) << error.message;
+  mtls::VerifyOptions options;
+  options.now = now;
+  EXPECT_TRUE(mtls::verify_x509_svid(chain, bundles, options, &identity, &error)) << error.message;
   return identity;
 }
 
@@ -92,7 +96,8 @@ inline grpc::TlsPeer tls_peer(const v1::X509Svid& svid) {
 
 // TestAuthority owns a real core over a real CA and SQLite store in `dir`.
 struct TestAuthority {
-  explicit TestAuthority(const std::filesystem::path& dir, AuthorityCoreOptions options = {}) {
+  explicit TestAuthority(const std::filesystem::path& dir, AuthorityCoreOptions options = {},
+                         const std::function<void(CaOptions&)>& ca_tweak = nullptr) {
     if (options.trust_domain.empty()) options.trust_domain = kTrustDomain;
     AuthorityStoreOptions store_options;
     store_options.trust_domain = options.trust_domain;
@@ -101,6 +106,8 @@ struct TestAuthority {
     CaOptions ca_options;
     ca_options.trust_domain = options.trust_domain;
     ca_options.data_dir = dir.string();
+    ca_options.stats = &stats;
+    if (ca_tweak) ca_tweak(ca_options);
     auto ca = CertificateAuthority::open(ca_options);
     EXPECT_TRUE(ca.ok()) << ca.error().message;
     core = std::make_shared<AuthorityCore>(std::move(options), std::move(ca.value()), std::move(store.value()), stats,

@@ -61,6 +61,7 @@ class AuthorityTest(IntegrationTestCase):
                 "admin_uids": [ADMIN_UID],
                 "data_dir": self.data_dir,
                 "default_x509_svid_ttl": "1h",
+                **getattr(self, "extra_authority", {}),
             },
             "admin": {"address": harness.socket_address(0)},
             "audit": {"sinks": [{"file": {"path": self.audit_path}}]},
@@ -222,6 +223,21 @@ class AuthorityTest(IntegrationTestCase):
         self.assertEqual(second.stop(), EXIT_OK, "SIGTERM drains and exits 0")
         unreachable = self.cli("entry", "list")
         self.assertEqual(unreachable.returncode, EXIT_UNREACHABLE, unreachable.stderr)
+
+    def test_entries_file_seeds_once(self):
+        seed = os.path.join(self.dir, "entries.yaml")
+        with open(seed, "w") as f:
+            f.write("entries:\n- spiffe_id: spiffe://example.org/seeded\n  selectors: [\"unix:uid:1001\"]\n"
+                    "  x509_svid_ttl: 15m\n")
+        self.extra_authority = {"entries_file": seed}
+        first = self.start_authority()
+        listed = json.loads(self.ok("entry", "list", "--format", "json"))
+        self.assertEqual([(e["spiffe_id"], e["x509_svid_ttl_seconds"]) for e in listed],
+                         [("spiffe://example.org/seeded", 900)])
+        self.assertEqual(first.stop(), EXIT_OK)
+        self.start_authority()
+        again = json.loads(self.ok("entry", "list", "--format", "json"))
+        self.assertEqual([e["id"] for e in again], [listed[0]["id"]], "re-seeding on restart is idempotent")
 
     def test_config_errors_name_file_line_and_column(self):
         path = os.path.join(self.dir, "authority.yaml")

@@ -188,6 +188,25 @@ TEST_F(KernelAttestorTest, UnixPeerUnderAnotherUid) {
   EXPECT_EQ(stat("exe_hash_computations"), 1);
 }
 
+TEST_F(KernelAttestorTest, UnixPeerThatExitedIsRefused) {
+  REQUIRE_ROOT();
+  auto attestor = make();
+  TempDir dir;
+  auto peer = unix_peer(dir, kUnixConnect, testing::as_uid(1234, {}));
+  ASSERT_TRUE(peer.connection.valid());
+  ::kill(peer.process->pid(), SIGKILL);  // a zombie first: its pidfd already reads as exited
+  std::this_thread::sleep_for(20ms);
+  auto zombie = attestor->attest_unix_peer(peer.connection.get());
+  ASSERT_FALSE(zombie.ok());
+  EXPECT_EQ(zombie.error().code, ErrorCode::kNotFound) << zombie.error().message;
+  peer.process->kill_and_reap();  // then reaped: the PID is free for anyone
+  auto reaped = attestor->attest_unix_peer(peer.connection.get());
+  ASSERT_FALSE(reaped.ok());
+  EXPECT_EQ(reaped.error().code, ErrorCode::kNotFound) << reaped.error().message;
+  EXPECT_EQ(stat("failures_process_exited"), 2);
+  EXPECT_EQ(attestor->cached_processes(), 0u);
+}
+
 TEST_F(KernelAttestorTest, HolderThatChangedUidSinceConnectingIsRefused) {
   REQUIRE_ROOT();
   TempDir dir;

@@ -446,35 +446,6 @@ TEST_F(KernelAttestorTest, RecycledPidNeverInheritsAnIdentity) {
   EXPECT_EQ(stat("cache_hits"), 0);
 }
 
-TEST_F(KernelAttestorTest, CacheEntryLeavesWhenTheProcessExits) {
-  auto attestor = make();
-  auto child = testing::TestProcess::spawn({"/usr/bin/sleep", "60"});
-  ASSERT_TRUE(child->wait_for_exe("/usr/bin/sleep"));
-  auto a = attestor->attest_pidfd(child->pidfd());
-  ASSERT_TRUE(a.ok()) << a.error().message;
-  EXPECT_EQ(attestor->cached_processes(), 1u);
-  EXPECT_EQ(stat("cached_processes"), 1);
-  ::kill(child->pid(), SIGKILL);
-  auto deadline = std::chrono::steady_clock::now() + 2s;
-  while (attestor->cached_processes() != 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(2ms);
-  EXPECT_EQ(attestor->cached_processes(), 0u);
-  EXPECT_EQ(stat("cached_processes"), 0);
-}
-
-TEST_F(KernelAttestorTest, CacheIsBounded) {
-  KernelAttestorOptions options;
-  options.cache_size = 2;
-  auto attestor = make(options);
-  std::vector<std::unique_ptr<testing::TestProcess>> children;
-  for (int i = 0; i < 3; ++i) {
-    children.push_back(testing::TestProcess::spawn({"/usr/bin/sleep", "60"}));
-    ASSERT_TRUE(children.back()->wait_for_exe("/usr/bin/sleep"));
-    ASSERT_TRUE(attestor->attest_pidfd(children.back()->pidfd()).ok());
-  }
-  EXPECT_EQ(attestor->cached_processes(), 2u);
-  EXPECT_EQ(stat("cache_evictions"), 1);
-}
-
 TEST_F(KernelAttestorTest, NotAPidfdIsAnInputError) {
   auto attestor = make();
   UniqueFd not_pidfd(::open("/dev/null", O_RDONLY | O_CLOEXEC));

@@ -80,7 +80,9 @@ std::map<std::string, std::shared_ptr<const Cluster>> Server::build_clusters(con
   std::map<std::string, std::shared_ptr<const Cluster>> out;
   for (const auto& c : config.bootstrap.clusters) {
     auto tls = config.cluster_tls.find(c.name);
-    out[c.name] = std::make_shared<const Cluster>(c, stats_, tls == config.cluster_tls.end() ? nullptr : tls->second);
+    auto selector = config.cluster_tls_selectors.find(c.name);
+    out[c.name] = std::make_shared<const Cluster>(c, stats_, tls == config.cluster_tls.end() ? nullptr : tls->second,
+                                                  selector == config.cluster_tls_selectors.end() ? nullptr : selector->second);
   }
   return out;
 }
@@ -107,12 +109,17 @@ std::shared_ptr<const ListenerRuntime> Server::make_runtime(
       std::nullopt,
       audit_.get(),
   });
-  if (rt->tls) rt->ssl_stats.emplace(SslStats::create(stats_, StatScope{"listener", "envoy_listener_address", tag}));
+  if (auto selector = config.listener_tls_selectors.find(index); selector != config.listener_tls_selectors.end()) {
+    rt->tls_selector = selector->second;
+  }
+  if (rt->tls || rt->tls_selector) rt->ssl_stats.emplace(SslStats::create(stats_, StatScope{"listener", "envoy_listener_address", tag}));
   return rt;
 }
 
 Status Server::apply(std::shared_ptr<const ServerConfig> config) {
   auto attached = attach_revocations(std::move(config));
+  if (!attached.ok()) return attached.error();
+  attached = attach_identity_selectors(std::move(attached.value()));
   if (!attached.ok()) return attached.error();
   config = std::move(attached.value());
   const auto& b = config->bootstrap;

@@ -23,6 +23,7 @@
 #include "proxy/grpc_hosting.h"
 #include "proxy/listener.h"
 #include "mtls/sds/sds_service.h"
+#include "mtls/builtin_identity_selector.h"
 #include "mtls/revocation_set.h"
 #include "mtls/static_svid_store.h"
 #include "proxy/server_config.h"
@@ -72,6 +73,10 @@ class Server {
   // publication closes, on every worker, the live connections whose downstream or upstream peer
   // presented a serial in the new set (audit "revoked", `revocation.connections_closed`).
   const std::shared_ptr<mtls::RevocationPublisher>& revocations() const { return revocations_; }
+  // set_caller_lookup installs how `default` TLS contexts learn the local workload of a
+  // connection (kernel attestation). Call before start(); without one, `default` has no callers
+  // to serve and refuses them (or serves the unattested_fallback SVID).
+  void set_caller_lookup(mtls::CallerLookup lookup) { caller_lookup_ = std::move(lookup); }
   // listener_endpoint is the address a listener is bound to (port 0 resolved). Main thread.
   std::optional<asio::ip::tcp::endpoint> listener_endpoint(const std::string& name) const;
 
@@ -93,6 +98,9 @@ class Server {
   // per-worker sweep that closes live connections.
   Result<std::shared_ptr<const ServerConfig>> attach_revocations(std::shared_ptr<const ServerConfig> config);
   void watch_revocations();
+  // attach_identity_selectors (server_identity.cc) returns `config` with a selector for every TLS
+  // context served by the built-in identity (keeping those a rotation copied along).
+  Result<std::shared_ptr<const ServerConfig>> attach_identity_selectors(std::shared_ptr<const ServerConfig> config);
   std::map<std::string, std::shared_ptr<const Cluster>> build_clusters(const ServerConfig& config);
   std::shared_ptr<const ListenerRuntime> make_runtime(const ServerConfig& config, size_t index,
                                                       const asio::ip::tcp::endpoint& local,
@@ -134,6 +142,8 @@ class Server {
   std::shared_ptr<const ServerConfig> config_;
   std::shared_ptr<mtls::StaticSvidStore> identity_;
   std::shared_ptr<mtls::RevocationPublisher> revocations_;
+  mtls::CallerLookup caller_lookup_;
+  mtls::BuiltinIdentityOptions builtin_identity_options_;
   asio::io_context main_io_{1};
   asio::signal_set signals_{main_io_};
   asio::steady_timer drain_timer_{main_io_};

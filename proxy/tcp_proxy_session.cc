@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -74,11 +75,13 @@ void TcpProxySession::begin() {
   asio::error_code ec;
   downstream_.socket.non_blocking(true, ec);
   downstream_.socket.set_option(asio::ip::tcp::no_delay(true), ec);
-  if (!listener_->tls) {
+  std::shared_ptr<const mtls::TlsContext> context;
+  if (!select_tls(mtls::ConnectionContext::Side::kListener, &context)) return;
+  if (!context) {
     run_filters_and_connect();
     return;
   }
-  auto tls = mtls::TlsConnection::create(listener_->tls, downstream_.fd());
+  auto tls = mtls::TlsConnection::create(std::move(context), downstream_.fd());
   if (!tls.ok()) {
     spdlog::error("listener {}: {}", listener_->name, tls.error().message);
     listener_->ssl_stats->connection_error.inc();
@@ -168,8 +171,50 @@ void TcpProxySession::run_filters_and_connect() {
     close();
     return;
   }
+  // The upstream identity is chosen before connecting: a refused caller never reaches the peer.
+  if (!select_tls(mtls::ConnectionContext::Side::kCluster, &upstream_tls_)) return;
   state_ = State::kConnecting;
   connect_next();
+}
+
+bool TcpProxySession::select_tls(mtls::ConnectionContext::Side side, std::shared_ptr<const mtls::TlsContext>* out) {
+  const bool listener = side == mtls::ConnectionContext::Side::kListener;
+  mtls::IdentitySelector* selector = listener ? listener_->tls_selector.get() : cluster_.tls_selector();
+  if (selector == nullptr) {
+    *out = listener ? listener_->tls : cluster_.tls();
+    return true;
+  }
+  auto selected = selector->context_for(connection_context(side));
+  if (selected.ok() && *selected) {
+    *out = std::move(selected.value());
+    return true;
+  }
+  std::string reason = selected.ok() ? "no TLS context for this connection" : selected.error().message;
+  spdlog::debug("{} {}: connection {} refused: {}", listener ? "listener" : "cluster",
+                listener ? listener_->name : cluster_.name(), id_, reason);
+  (listener ? *listener_->ssl_stats : cluster_.ssl_stats()).connection_error.inc();
+  audit("deny", "", std::move(reason));
+  close();
+  return false;
+}
+
+mtls::ConnectionContext TcpProxySession::connection_context(mtls::ConnectionContext::Side side) const {
+  mtls::ConnectionContext c;
+  c.side = side;
+  c.fd = const_cast<Side&>(downstream_).fd();
+  socklen_t len = sizeof c.local;
+  ::getsockname(c.fd, reinterpret_cast<sockaddr*>(&c.local), &len);
+  len = sizeof c.remote;
+  ::getpeername(c.fd, reinterpret_cast<sockaddr*>(&c.remote), &len);
+  if (side == mtls::ConnectionContext::Side::kListener && !cluster_.empty()) {
+    // Inbound `default` is the workload behind the cluster; a sidecar's inbound cluster is its
+    // one local app, so the first endpoint names it.
+    const auto& ep = cluster_.endpoints().front();
+    sockaddr_storage up{};
+    std::memcpy(&up, ep.data(), std::min<size_t>(ep.size(), sizeof up));
+    c.upstream = up;
+  }
+  return c;
 }
 
 void TcpProxySession::connect_next() {
@@ -222,11 +267,12 @@ void TcpProxySession::connect_failed() {
 }
 
 void TcpProxySession::start_upstream() {
-  if (!cluster_.tls()) {
+  if (!upstream_tls_) {
     start_proxying();
     return;
   }
-  auto tls = mtls::TlsConnection::create(cluster_.tls(), upstream_.fd(), cluster_.tls()->config().sni);
+  const std::string sni = upstream_tls_->config().sni;
+  auto tls = mtls::TlsConnection::create(upstream_tls_, upstream_.fd(), sni);
   if (!tls.ok()) {
     spdlog::error("cluster {}: {}", cluster_.name(), tls.error().message);
     cluster_.ssl_stats().connection_error.inc();

@@ -150,6 +150,11 @@ class Client {
     return got;
   }
   bool closed() const { return closed_; }
+  // peer is the server identity a TLS client verified.
+  const std::optional<mtls::PeerIdentity>& peer() const {
+    static const std::optional<mtls::PeerIdentity> none;
+    return tls_ ? tls_->peer() : none;
+  }
 
  private:
   int fd_ = -1;

@@ -310,6 +310,7 @@ void Server::shutdown() {
   revocation_subscription_.reset();
   drain_timer_.cancel();
   rotate_timer_.cancel();
+  revocation_prune_timer_.cancel();
   if (tls_watch_fd_) tls_watch_fd_->close(ignored);
   close_all_listeners();
   if (grpc_) grpc_->stop();

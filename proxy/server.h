@@ -98,6 +98,8 @@ class Server {
   // per-worker sweep that closes live connections.
   Result<std::shared_ptr<const ServerConfig>> attach_revocations(std::shared_ptr<const ServerConfig> config);
   void watch_revocations();
+  // arm_revocation_prune sets revocation_prune_timer_ for the set's earliest expiry (main thread).
+  void arm_revocation_prune();
   // attach_identity_selectors (server_identity.cc) returns `config` with a selector for every TLS
   // context served by the built-in identity (keeping those a rotation copied along).
   Result<std::shared_ptr<const ServerConfig>> attach_identity_selectors(std::shared_ptr<const ServerConfig> config);
@@ -159,6 +161,7 @@ class Server {
   std::optional<config::FileWatcher> tls_watcher_;
   std::optional<asio::posix::stream_descriptor> tls_watch_fd_;
   asio::steady_timer rotate_timer_{main_io_};
+  asio::steady_timer revocation_prune_timer_{main_io_};
   // When file events keep coming, the rotation still runs by this time (see wait_tls_files).
   std::optional<std::chrono::steady_clock::time_point> rotation_due_;
   std::string last_rotation_error_;

@@ -1,5 +1,9 @@
 // Revocation on the data path: every TLS context checks the Server's RevocationPublisher per
 // handshake, and every publication sweeps the workers' live connections.
+#include <algorithm>
+#include <chrono>
+
+#include <asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include "proxy/server.h"
@@ -50,6 +54,26 @@ void Server::watch_revocations() {
         if (closed > 0) publisher->stats().connections_closed.inc(closed);
       });
     }
+    asio::post(main_io_, [this] { arm_revocation_prune(); });
+  });
+}
+
+void Server::arm_revocation_prune() {
+  // Entries go when their certificate would have expired anyway; updates prune too, but a quiet
+  // feed would otherwise keep them (and the serials gauge) forever.
+  if (stopped_) return;
+  const int64_t due = revocations_->current()->earliest_expiry();
+  revocation_prune_timer_.cancel();
+  if (due == INT64_MAX) return;
+  auto wait = std::chrono::seconds(std::max<int64_t>(0, due - std::chrono::duration_cast<std::chrono::seconds>(
+                                                                   std::chrono::system_clock::now().time_since_epoch())
+                                                                   .count()));
+  revocation_prune_timer_.expires_after(wait + std::chrono::seconds(1));
+  revocation_prune_timer_.async_wait([this](const std::error_code& ec) {
+    if (ec || stopped_) return;
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    // A prune that drops anything publishes, which re-arms through the subscription.
+    if (revocations_->prune(std::chrono::duration_cast<std::chrono::seconds>(now).count()) == 0) arm_revocation_prune();
   });
 }
 

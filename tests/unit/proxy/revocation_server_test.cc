@@ -1,6 +1,8 @@
 // Revocation through real Servers: two in-process sidecars on loopback with minted certificates.
 // Publishing a revoked serial into a Server's RevocationPublisher refuses new handshakes with it
 // and closes live connections whose downstream or upstream peer presented it, well within 1 s.
+#include <csignal>
+
 #include <gtest/gtest.h>
 
 #include "tests/unit/proxy/sidecar_harness.h"
@@ -100,6 +102,31 @@ TEST_F(RevocationServerTest, ConnectionWhoseUpstreamServerIsRevokedIsClosed) {
   ASSERT_TRUE(a.server().revocations()->add({{serial_of(pki_.sidecar), unix_now() + 3600, ""}}, unix_now()).ok());
   EXPECT_LT(time_to_close(second, published), kRevocationDeadline);
   EXPECT_EQ(a.wait_stat("revocation.connections_closed", 1), 1);
+}
+
+}  // namespace
+}  // namespace portcullis::proxy
+
+namespace portcullis::proxy {
+namespace {
+
+// The main loop drops revocations once their certificates would have expired, with no further
+// update arriving. Runs the real main loop and stops it the way a pod is stopped (SIGTERM).
+TEST_F(RevocationServerTest, ExpiredRevocationsArePrunedByTheMainLoop) {
+  Sidecar a(pki_.tls_context(true, "backend"), echo_.port(), "", pki_.path("audit-a.log"));
+  std::thread main_loop([&] { a.server().run(); });
+  const int64_t now = unix_now();
+  ASSERT_TRUE(a.server().revocations()->add({{"abcd", now + 2, ""}, {"ef01", now + 3600, ""}}, now).ok());
+  EXPECT_EQ(a.stat("revocation.serials"), 2);
+  for (auto deadline = testing::Clock::now() + 6s; a.stat("revocation.serials") != 1 && testing::Clock::now() < deadline;) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(a.stat("revocation.serials"), 1);
+  EXPECT_FALSE(a.server().revocations()->current()->revoked("abcd"));
+  EXPECT_TRUE(a.server().revocations()->current()->revoked("ef01"));
+  EXPECT_EQ(a.stat("revocation.pruned"), 1);
+  ::raise(SIGTERM);  // drains (no connections) and stops the loop
+  main_loop.join();
 }
 
 }  // namespace

@@ -130,9 +130,7 @@ void BuiltinIdentitySelector::on_store_changed() {
 }
 
 Result<std::shared_ptr<const TlsContext>> BuiltinIdentitySelector::context_for(const ConnectionContext& connection) {
-  if (!config_.certificate_builtin || config_.certificate_builtin->kind != BuiltinSecret::Kind::kDefault) {
-    return fixed_.load();
-  }
+  if (!per_connection()) return fixed_.load();
   std::optional<CallerInfo> caller = lookup_ ? lookup_(connection) : std::nullopt;
   std::string why;
   if (!caller) {

@@ -62,6 +62,9 @@ class BuiltinIdentitySelector final : public IdentitySelector {
   ~BuiltinIdentitySelector() override;
 
   Result<std::shared_ptr<const TlsContext>> context_for(const ConnectionContext& connection) override;
+  bool per_connection() const override {
+    return config_.certificate_builtin && config_.certificate_builtin->kind == BuiltinSecret::Kind::kDefault;
+  }
 
   const TlsContextConfig& config() const { return config_; }
   size_t cached_contexts() const { return cache_.load()->size(); }

@@ -42,6 +42,9 @@ class IdentitySelector {
   // context_for returns the context this connection must use, or an error whose message starts
   // with the reason an audit record carries ("unattested caller: ...") when it must be refused.
   virtual Result<std::shared_ptr<const TlsContext>> context_for(const ConnectionContext& connection) = 0;
+  // per_connection says whether context_for looks at the connection; when false the proxy skips
+  // gathering its addresses (two syscalls per connection) and passes only the side.
+  virtual bool per_connection() const { return true; }
 };
 
 }  // namespace portcullis::mtls

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "mtls/attested_claims.h"
 #include "mtls/cert_minter.h"
 #include "tests/unit/mtls/test_certs.h"
 
@@ -117,6 +118,32 @@ TEST_F(TlsConnectionTest, ServerRejectsClientSignedByAnImpostorCaOfTheSameName) 
   EXPECT_NE(result, "ok");
   ASSERT_TRUE(p.server->verify_error());
   EXPECT_EQ(p.server->verify_error()->reason, SvidRejection::kBadSignature);
+  EXPECT_FALSE(p.server->peer());
+}
+
+TEST_F(TlsConnectionTest, PeerIdentityCarriesAttestedClaimsAndMalformedClaimsFailTheHandshake) {
+  auto claims = encode_attested_claims({"entry:id:e1", "unix:sha256:ab12"});
+  ASSERT_TRUE(claims.ok());
+  CertSpec s;
+  s.uri_sans = {"spiffe://example.org/client"};
+  s.extra_extensions = {{kAttestedClaimsOid, false, *claims}};
+  MintedCert attested = must(mint_certificate(s, &ca_));
+  auto server_ctx = build(context_config(true, server_leaf_, ca_, "example.org"));
+  auto client_ctx = build(context_config(false, attested, ca_, "example.org"));
+  // Twice: the second handshake's identity comes from the verified-chain cache and must keep them.
+  for (int i = 0; i < 2; ++i) {
+    Pair p(client_ctx, server_ctx);
+    ASSERT_EQ(p.handshake(), "ok");
+    ASSERT_TRUE(p.server->peer());
+    EXPECT_EQ(p.server->peer()->attested_claims, (std::vector<std::string>{"entry:id:e1", "unix:sha256:ab12"}));
+    EXPECT_TRUE(p.client->peer()->attested_claims.empty());
+  }
+  s.extra_extensions = {{kAttestedClaimsOid, false, *claims + "x"}};
+  MintedCert broken = must(mint_certificate(s, &ca_));
+  Pair p(build(context_config(false, broken, ca_, "example.org")), server_ctx);
+  EXPECT_NE(p.handshake(), "ok");
+  ASSERT_TRUE(p.server->verify_error());
+  EXPECT_EQ(p.server->verify_error()->reason, SvidRejection::kInvalidAttestedClaims);
   EXPECT_FALSE(p.server->peer());
 }
 

@@ -109,17 +109,72 @@ void parse_validation_context(const Node& node, TlsContextConfig& out, ErrorList
   }
 }
 
-std::optional<SdsFile> parse_sds_secret_config(const Node& node, ErrorList& errors) {
+// parse_builtin_secret reads the name of an SdsSecretConfig without sds_config (see BuiltinSecret).
+std::optional<BuiltinSecret> parse_builtin_secret(MapReader& r, const Node& node, bool certificate, ErrorList& errors) {
+  std::string name;
+  if (!r.string("name", &name, true)) return std::nullopt;
+  auto name_node = r.get("name");
+  auto fail = [&](const std::string& message) -> std::optional<BuiltinSecret> {
+    errors.add(name_node->location(), name_node->path(), message);
+    return std::nullopt;
+  };
+  BuiltinSecret out{BuiltinSecret::Kind::kSvid, name, ""};
+  if (certificate && name == kBuiltinDefaultSvid) {
+    out.kind = BuiltinSecret::Kind::kDefault;
+  } else if (!certificate && name == kBuiltinRootCa) {
+    out.kind = BuiltinSecret::Kind::kRootCa;
+  } else if (!certificate && name == kBuiltinAllBundles) {
+    out.kind = BuiltinSecret::Kind::kAllBundles;
+  } else if (name.starts_with("spiffe://")) {
+    auto id = SpiffeId::parse(name);
+    if (!id.ok()) return fail("'" + name + "': " + id.error().message);
+    if (certificate && id->is_trust_domain_id()) {
+      return fail("'" + name + "' is a trust domain, not a workload SVID; name a SPIFFE ID with a path, or default");
+    }
+    if (!certificate && !id->is_trust_domain_id()) {
+      return fail("'" + name + "' is a workload ID; a validation secret names a trust domain (spiffe://" +
+                  std::string(id->trust_domain()) + "), ROOTCA or ALL");
+    }
+    out.kind = certificate ? BuiltinSecret::Kind::kSvid : BuiltinSecret::Kind::kTrustDomain;
+  } else if (certificate) {
+    return fail("unknown built-in certificate '" + name + "' (an SdsSecretConfig without sds_config names a SPIFFE ID or default)");
+  } else {
+    return fail("unknown built-in validation secret '" + name +
+                "' (an SdsSecretConfig without sds_config names ROOTCA, ALL or a trust domain such as spiffe://example.org)");
+  }
+  if (r.string("unattested_fallback", &out.unattested_fallback)) {
+    auto fb = r.get("unattested_fallback");
+    if (out.kind != BuiltinSecret::Kind::kDefault) {
+      errors.add(fb->location(), fb->path(), "only the certificate named default has an unattested_fallback");
+      return std::nullopt;
+    }
+    auto id = SpiffeId::parse(out.unattested_fallback);
+    if (!id.ok() || id->is_trust_domain_id()) {
+      errors.add(fb->location(), fb->path(), "'" + out.unattested_fallback + "' is not a workload SPIFFE ID" +
+                                                 (id.ok() ? "" : ": " + id.error().message));
+      return std::nullopt;
+    }
+  }
+  return out;
+}
+
+// SdsSecretRef is what an SdsSecretConfig refers to: a file-based secret or the built-in identity.
+struct SdsSecretRef {
+  std::optional<SdsFile> file;
+  std::optional<BuiltinSecret> builtin;
+};
+
+SdsSecretRef parse_sds_secret_config(const Node& node, bool certificate, ErrorList& errors) {
   MapReader r(node, errors);
   SdsFile out;
-  r.string("name", &out.name, true);
   auto source = r.get("sds_config");
-  r.finish();
   if (!source) {
-    errors.add(node.location(), node.path() + ".sds_config",
-               "an SDS secret without sds_config (the built-in identity) is not available yet; use path_config_source");
-    return std::nullopt;
+    auto builtin = parse_builtin_secret(r, node, certificate, errors);
+    r.finish();
+    return SdsSecretRef{std::nullopt, std::move(builtin)};
   }
+  r.string("name", &out.name, true);
+  r.finish();
   MapReader sr(*source, errors);
   std::string api_version;
   sr.string("resource_api_version", &api_version);
@@ -134,8 +189,13 @@ std::optional<SdsFile> parse_sds_secret_config(const Node& node, ErrorList& erro
                "only file-based SDS (path_config_source) is supported here; serve gRPC SDS with portcullis' own server");
   }
   sr.finish();
-  if (out.name.empty() || out.path.empty()) return std::nullopt;
-  return out;
+  if (out.name.empty() || out.path.empty()) return {};
+  return SdsSecretRef{std::move(out), std::nullopt};
+}
+
+void set_validation_ref(SdsSecretRef ref, TlsContextConfig& out) {
+  out.validation_sds = std::move(ref.file);
+  out.validation_builtin = std::move(ref.builtin);
 }
 
 void parse_common(const Node& node, TlsContextConfig& out, ErrorList& errors) {
@@ -154,13 +214,19 @@ void parse_common(const Node& node, TlsContextConfig& out, ErrorList& errors) {
   if (sds_certs.size() + certs.size() > 1) {
     errors.add(node.location(), node.path(), "set one certificate: tls_certificates or tls_certificate_sds_secret_configs");
   }
-  if (!sds_certs.empty()) out.certificate_sds = parse_sds_secret_config(sds_certs[0], errors);
+  if (!sds_certs.empty()) {
+    SdsSecretRef ref = parse_sds_secret_config(sds_certs[0], true, errors);
+    out.certificate_sds = std::move(ref.file);
+    out.certificate_builtin = std::move(ref.builtin);
+  }
   if (auto vc = r.get("validation_context")) parse_validation_context(*vc, out, errors);
-  if (auto vs = r.get("validation_context_sds_secret_config")) out.validation_sds = parse_sds_secret_config(*vs, errors);
+  if (auto vs = r.get("validation_context_sds_secret_config")) set_validation_ref(parse_sds_secret_config(*vs, false, errors), out);
   if (auto cvc = r.get("combined_validation_context")) {
     MapReader cr(*cvc, errors);
     if (auto d = cr.get("default_validation_context", true)) parse_validation_context(*d, out, errors);
-    if (auto vs = cr.get("validation_context_sds_secret_config", true)) out.validation_sds = parse_sds_secret_config(*vs, errors);
+    if (auto vs = cr.get("validation_context_sds_secret_config", true)) {
+      set_validation_ref(parse_sds_secret_config(*vs, false, errors), out);
+    }
   }
   for (const Node& a : r.list("alpn_protocols")) {
     if (auto s = config::read_string(a, errors)) {
@@ -223,9 +289,14 @@ std::optional<TlsContextConfig> parse_tls_transport_socket(const config::TypedEx
     r.string("sni", &out.sni);
   }
   r.finish();
-  if (downstream && (!out.certificate_chain || !out.private_key) && !out.certificate_sds) {
+  if (downstream && (!out.certificate_chain || !out.private_key) && !out.certificate_sds && !out.certificate_builtin) {
     errors.add(ext.typed_config.location(), ext.typed_config.path() + ".common_tls_context.tls_certificates",
                "a server TLS context needs a certificate and key");
+  }
+  if (out.validation_builtin && (out.trusted_ca || !out.trust_domains.empty())) {
+    errors.add(ext.typed_config.location(), ext.typed_config.path() + ".common_tls_context",
+               "the built-in validation secret '" + out.validation_builtin->name +
+                   "' supplies the trust bundles; drop trusted_ca and the SPIFFE validator's trust_domains");
   }
   if (downstream && out.require_client_certificate && !out.verifies_peer()) {
     errors.add(ext.typed_config.location(), ext.typed_config.path() + ".common_tls_context.validation_context",

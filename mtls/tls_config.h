@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +13,8 @@
 #include "config/string_matcher.h"
 
 namespace portcullis::mtls {
+
+class RevocationPublisher;
 
 inline constexpr std::string_view kTlsTransportSocketName = "envoy.transport_sockets.tls";
 inline constexpr std::string_view kDownstreamTlsContextType =
@@ -49,6 +52,25 @@ struct SdsFile {
   std::string path;
 };
 
+// BuiltinSecret is an SdsSecretConfig without sds_config: a secret of the sidecar's built-in
+// identity (the SvidStore) instead of a file. For a certificate (tls_certificate_sds_secret_configs)
+// the name is a SPIFFE ID, selecting that SVID, or `default`, selecting the attested local
+// workload of each connection (outbound: the calling process; inbound: the process listening on
+// the upstream endpoint). For validation the name is `ROOTCA` (our own trust domain's bundle),
+// `ALL` (every bundle we hold, federated ones too) or a trust domain ID (`spiffe://other.org`).
+struct BuiltinSecret {
+  enum class Kind { kSvid, kDefault, kRootCa, kAllBundles, kTrustDomain };
+  Kind kind;
+  std::string name;  // as written: the SPIFFE ID, `default`, `ROOTCA`, `ALL`, the trust domain ID
+  // `default` only (our extension of Envoy's schema, `unattested_fallback: <SPIFFE ID>`): the SVID
+  // a caller that matches no registration entry gets instead of being refused.
+  std::string unattested_fallback;
+};
+
+inline constexpr std::string_view kBuiltinDefaultSvid = "default";
+inline constexpr std::string_view kBuiltinRootCa = "ROOTCA";
+inline constexpr std::string_view kBuiltinAllBundles = "ALL";
+
 inline constexpr std::string_view kSecretTypeUrl = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 
 // TlsContextConfig is a validated DownstreamTlsContext or UpstreamTlsContext.
@@ -67,8 +89,19 @@ struct TlsContextConfig {
   std::string sni;
   std::optional<SdsFile> certificate_sds;  // tls_certificate_sds_secret_configs
   std::optional<SdsFile> validation_sds;   // validation_context_sds_secret_config (maybe combined)
+  // The same two without sds_config: served by the built-in identity (see BuiltinSecret). A config
+  // with either is not buildable by TlsContext::create alone; a BuiltinIdentitySelector fills it.
+  std::optional<BuiltinSecret> certificate_builtin;
+  std::optional<BuiltinSecret> validation_builtin;
+  // revocations is not parsed: the owner (the Server) injects its publisher, and every handshake
+  // of a context built from this config rejects a peer whose leaf serial is in the current set.
+  // Null: no revocation check (tools, tests).
+  std::shared_ptr<const RevocationPublisher> revocations;
 
-  bool verifies_peer() const { return trusted_ca.has_value() || !trust_domains.empty() || validation_sds.has_value(); }
+  bool verifies_peer() const {
+    return trusted_ca.has_value() || !trust_domains.empty() || validation_sds.has_value() || validation_builtin.has_value();
+  }
+  bool uses_builtin_identity() const { return certificate_builtin.has_value() || validation_builtin.has_value(); }
 };
 
 // parse_data_source reads a DataSource map (filename or inline_string; inline_bytes and

@@ -125,6 +125,7 @@ const char* svid_rejection_name(SvidRejection r) {
     case SvidRejection::kChainInvalid: return "chain_invalid";
     case SvidRejection::kInvalidAttestedClaims: return "invalid_attested_claims";
     case SvidRejection::kSanMismatch: return "san_mismatch";
+    case SvidRejection::kRevoked: return "revoked";
   }
   return "unknown";
 }

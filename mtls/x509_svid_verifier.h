@@ -32,7 +32,8 @@ enum class SvidRejection {
   kBadSignature,
   kChainInvalid,
   kInvalidAttestedClaims,  // the attested-claims extension is present but malformed
-  kSanMismatch,  // keep last: proxy/ssl_stats.h sizes its per-reason counters by it  // a valid SVID, but not one the context's SAN matchers accept
+  kSanMismatch,  // a valid SVID, but not one the context's SAN matchers accept
+  kRevoked,      // a valid SVID whose serial the authority revoked (keep last: stats arrays size by it)
 };
 
 const char* svid_rejection_name(SvidRejection r);

@@ -9,13 +9,15 @@ ClusterStats ClusterStats::create(StatsStore& store, const std::string& cluster_
   return ClusterStats{PORTCULLIS_CLUSTER_STATS(PORTCULLIS_MAKE_COUNTER, PORTCULLIS_MAKE_GAUGE)};
 }
 
-Cluster::Cluster(const config::ClusterConfig& config, StatsStore& store, std::shared_ptr<const mtls::TlsContext> tls)
+Cluster::Cluster(const config::ClusterConfig& config, StatsStore& store, std::shared_ptr<const mtls::TlsContext> tls,
+                 std::shared_ptr<mtls::IdentitySelector> tls_selector)
     : name_(config.name),
       connect_timeout_(config.connect_timeout),
       buffer_limit_bytes_(config.per_connection_buffer_limit_bytes),
       stats_(ClusterStats::create(store, config.name)),
-      tls_(std::move(tls)) {
-  if (tls_) ssl_stats_.emplace(SslStats::create(store, StatScope{"cluster", "envoy_cluster_name", config.name}));
+      tls_(std::move(tls)),
+      tls_selector_(std::move(tls_selector)) {
+  if (tls_ || tls_selector_) ssl_stats_.emplace(SslStats::create(store, StatScope{"cluster", "envoy_cluster_name", config.name}));
   for (const auto& ep : config.endpoints) {
     // Config validation already checked these are numeric addresses.
     endpoints_.emplace_back(asio::ip::make_address(ep.address), static_cast<uint16_t>(ep.port_value));

@@ -12,6 +12,7 @@
 #include "common/stats.h"
 #include "common/stats_macros.h"
 #include "config/bootstrap.h"
+#include "mtls/identity_selector.h"
 #include "mtls/tls_context.h"
 #include "proxy/ssl_stats.h"
 
@@ -41,7 +42,9 @@ struct ClusterStats {
 class Cluster {
  public:
   // tls is the upstream TLS context (null: plaintext); its handshake shares connect_timeout.
-  Cluster(const config::ClusterConfig& config, StatsStore& store, std::shared_ptr<const mtls::TlsContext> tls);
+  // tls_selector replaces it when the context comes from the built-in identity, per connection.
+  Cluster(const config::ClusterConfig& config, StatsStore& store, std::shared_ptr<const mtls::TlsContext> tls,
+          std::shared_ptr<mtls::IdentitySelector> tls_selector = nullptr);
 
   const std::string& name() const { return name_; }
   std::chrono::nanoseconds connect_timeout() const { return connect_timeout_; }
@@ -52,6 +55,7 @@ class Cluster {
   const asio::ip::tcp::endpoint& next_endpoint() const;
   const ClusterStats& stats() const { return stats_; }
   const std::shared_ptr<const mtls::TlsContext>& tls() const { return tls_; }
+  mtls::IdentitySelector* tls_selector() const { return tls_selector_.get(); }
   const SslStats& ssl_stats() const { return *ssl_stats_; }
 
  private:
@@ -61,6 +65,7 @@ class Cluster {
   std::vector<asio::ip::tcp::endpoint> endpoints_;
   ClusterStats stats_;
   std::shared_ptr<const mtls::TlsContext> tls_;
+  std::shared_ptr<mtls::IdentitySelector> tls_selector_;
   std::optional<SslStats> ssl_stats_;
   mutable std::atomic<uint64_t> cursor_{0};
 };

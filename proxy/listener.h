@@ -15,6 +15,7 @@
 #include "config/bootstrap.h"
 #include "filters/network/filter_chain.h"
 #include "proxy/cluster.h"
+#include "mtls/identity_selector.h"
 #include "mtls/tls_context.h"
 #include "proxy/server_stats.h"
 #include "proxy/ssl_stats.h"
@@ -54,6 +55,9 @@ struct ListenerRuntime {
   std::chrono::nanoseconds handshake_timeout;
   std::optional<SslStats> ssl_stats;            // set when tls is
   AuditLog* audit = nullptr;                    // null: no audit log configured; outlives the runtime
+  // Set instead of `tls` when the listener's certificate comes from the built-in identity: each
+  // connection asks it for its context (and is refused when it has none).
+  std::shared_ptr<mtls::IdentitySelector> tls_selector;
 };
 
 // ListenSockets are the bound SO_REUSEPORT sockets of one listener, one per worker, all on the

@@ -23,6 +23,8 @@
 #include "proxy/grpc_hosting.h"
 #include "proxy/listener.h"
 #include "mtls/sds/sds_service.h"
+#include "mtls/builtin_identity_selector.h"
+#include "mtls/revocation_set.h"
 #include "mtls/static_svid_store.h"
 #include "proxy/server_config.h"
 #include "proxy/server_stats.h"
@@ -65,6 +67,18 @@ class Server {
   // the life of the process: the Workload API and SDS servers read and watch it. Its files rotate
   // with the TLS files (main thread), so watcher callbacks run on the main thread.
   const std::shared_ptr<mtls::StaticSvidStore>& identity() const { return identity_; }
+  // revocations is the process's revocation set, made with the Server and kept for its life.
+  // Whoever learns of revocations (the agent's stream; tests) publishes into it, from any one
+  // thread at a time. Every TLS context the Server runs checks handshakes against it, and each
+  // publication closes, on every worker, the live connections whose downstream or upstream peer
+  // presented a serial in the new set (audit "revoked", `revocation.connections_closed`).
+  const std::shared_ptr<mtls::RevocationPublisher>& revocations() const { return revocations_; }
+  // set_caller_lookup installs how `default` TLS contexts learn the local workload of a
+  // connection (kernel attestation). Call before start(); without one, `default` has no callers
+  // to serve and refuses them (or serves the unattested_fallback SVID).
+  void set_caller_lookup(mtls::CallerLookup lookup) { caller_lookup_ = std::move(lookup); }
+  // listener_endpoint is the address a listener is bound to (port 0 resolved). Main thread.
+  std::optional<asio::ip::tcp::endpoint> listener_endpoint(const std::string& name) const;
 
  private:
   struct ActiveListener {
@@ -79,6 +93,16 @@ class Server {
   };
 
   Status apply(std::shared_ptr<const ServerConfig> config);
+  // Revocation (server_revocation.cc): attach_revocations returns `config` with every TLS context
+  // checking revocations_ (rebuilding those built without it); watch_revocations subscribes the
+  // per-worker sweep that closes live connections.
+  Result<std::shared_ptr<const ServerConfig>> attach_revocations(std::shared_ptr<const ServerConfig> config);
+  void watch_revocations();
+  // arm_revocation_prune sets revocation_prune_timer_ for the set's earliest expiry (main thread).
+  void arm_revocation_prune();
+  // attach_identity_selectors (server_identity.cc) returns `config` with a selector for every TLS
+  // context served by the built-in identity (keeping those a rotation copied along).
+  Result<std::shared_ptr<const ServerConfig>> attach_identity_selectors(std::shared_ptr<const ServerConfig> config);
   std::map<std::string, std::shared_ptr<const Cluster>> build_clusters(const ServerConfig& config);
   std::shared_ptr<const ListenerRuntime> make_runtime(const ServerConfig& config, size_t index,
                                                       const asio::ip::tcp::endpoint& local,
@@ -119,6 +143,9 @@ class Server {
   ListenerManagerStats listener_manager_stats_;
   std::shared_ptr<const ServerConfig> config_;
   std::shared_ptr<mtls::StaticSvidStore> identity_;
+  std::shared_ptr<mtls::RevocationPublisher> revocations_;
+  mtls::CallerLookup caller_lookup_;
+  mtls::BuiltinIdentityOptions builtin_identity_options_;
   asio::io_context main_io_{1};
   asio::signal_set signals_{main_io_};
   asio::steady_timer drain_timer_{main_io_};
@@ -134,11 +161,14 @@ class Server {
   std::optional<config::FileWatcher> tls_watcher_;
   std::optional<asio::posix::stream_descriptor> tls_watch_fd_;
   asio::steady_timer rotate_timer_{main_io_};
+  asio::steady_timer revocation_prune_timer_{main_io_};
   // When file events keep coming, the rotation still runs by this time (see wait_tls_files).
   std::optional<std::chrono::steady_clock::time_point> rotation_due_;
   std::string last_rotation_error_;
   std::vector<WorkerSlot> workers_;
   std::map<std::string, ActiveListener> listeners_;
+  // After workers_: unsubscribed before the workers its callback posts to are destroyed.
+  mtls::SvidSubscription revocation_subscription_;
   std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
   std::chrono::system_clock::time_point config_loaded_at_ = std::chrono::system_clock::now();
   std::chrono::steady_clock::time_point drain_deadline_{};

@@ -1,17 +1,55 @@
 #include "proxy/server_config.h"
 
 #include "config/yaml_file.h"
+#include "mtls/builtin_identity_selector.h"
 #include "mtls/static_identity.h"
 #include "mtls/tls_config.h"
 
 namespace portcullis::proxy {
 namespace {
 
-// build_tls validates a transport_socket and loads its certificates and bundles.
-std::shared_ptr<const mtls::TlsContext> build_tls(const config::TypedExtension& ext, bool downstream,
-                                                  config::ErrorList& errors) {
+// check_builtin_tls validates a context served by the built-in identity against the identity's
+// files as they are now: the named SVIDs and bundles must exist (`default` callers are known
+// only per connection; their context is checked with the identity's own SVID).
+void check_builtin_tls(const config::TypedExtension& ext, const mtls::TlsContextConfig& tls, const config::Bootstrap& b,
+                       const std::optional<mtls::IdentityConfig>& identity, config::ErrorList& errors) {
+  if (!b.identity) {
+    errors.add(ext.node.location(), ext.node.path(),
+               "an SdsSecretConfig without sds_config names the built-in identity, which needs the identity block");
+    return;
+  }
+  if (!identity) return;  // the identity block's own errors are reported already
+  auto loaded = mtls::load_static_identity(*identity);
+  if (!loaded.ok()) return;
+  const mtls::IdentitySnapshot& snapshot = *loaded->snapshot;
+  const mtls::X509Svid* svid = nullptr;
+  if (const auto& cert = tls.certificate_builtin) {
+    bool is_default = cert->kind == mtls::BuiltinSecret::Kind::kDefault;
+    const std::string& name = is_default ? cert->unattested_fallback : cert->name;
+    svid = name.empty() ? snapshot.default_svid() : mtls::find_svid(snapshot, name);
+    if (svid == nullptr) {
+      errors.add(ext.node.location(), ext.node.path(), "the identity holds no SVID " + name);
+      return;
+    }
+  }
+  if (auto ctx = mtls::build_builtin_context(tls, snapshot, svid); !ctx.ok()) {
+    errors.add(ext.node.location(), ext.node.path(), ctx.error().message);
+  }
+}
+
+// build_tls validates a transport_socket and loads its certificates and bundles. A context that
+// uses the built-in identity is validated and its config put in *out_builtin instead: the Server
+// serves it per connection (BuiltinIdentitySelector).
+std::shared_ptr<const mtls::TlsContext> build_tls(const config::TypedExtension& ext, bool downstream, const ServerConfig& out,
+                                                  config::ErrorList& errors,
+                                                  std::optional<mtls::TlsContextConfig>* out_builtin) {
   auto tls_config = mtls::parse_tls_transport_socket(ext, downstream, errors);
   if (!tls_config) return nullptr;
+  if (tls_config->uses_builtin_identity()) {
+    check_builtin_tls(ext, *tls_config, out.bootstrap, out.identity, errors);
+    *out_builtin = std::move(*tls_config);
+    return nullptr;
+  }
   auto ctx = mtls::TlsContext::create(*tls_config);
   if (!ctx.ok()) {
     errors.add(ext.node.location(), ext.node.path(), ctx.error().message);
@@ -50,12 +88,16 @@ std::shared_ptr<const ServerConfig> build_server_config(const config::Node& root
   filters::FilterBuildContext ctx{stats, out->bootstrap, errors};
   for (const auto& cluster : out->bootstrap.clusters) {
     if (cluster.transport_socket) {
-      if (auto tls = build_tls(*cluster.transport_socket, false, errors)) out->cluster_tls[cluster.name] = tls;
+      std::optional<mtls::TlsContextConfig> builtin;
+      if (auto tls = build_tls(*cluster.transport_socket, false, *out, errors, &builtin)) out->cluster_tls[cluster.name] = tls;
+      if (builtin) out->cluster_builtin_tls[cluster.name] = std::move(*builtin);
     }
   }
   for (const auto& listener : out->bootstrap.listeners) {
     const auto& ts = listener.filter_chains.empty() ? std::nullopt : listener.filter_chains.front().transport_socket;
-    out->listener_tls.push_back(ts ? build_tls(*ts, true, errors) : nullptr);
+    std::optional<mtls::TlsContextConfig> builtin;
+    out->listener_tls.push_back(ts ? build_tls(*ts, true, *out, errors, &builtin) : nullptr);
+    if (builtin) out->listener_builtin_tls[out->listener_tls.size() - 1] = std::move(*builtin);
     if (listener.filter_chains.empty()) {
       out->chains.emplace_back();
       continue;

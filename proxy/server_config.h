@@ -12,6 +12,7 @@
 #include "filters/ext_authz/ext_authz_config.h"
 #include "filters/network/filter_chain.h"
 #include "mtls/identity_config.h"
+#include "mtls/identity_selector.h"
 #include "mtls/sds/sds_config.h"
 #include "mtls/tls_context.h"
 #include "proxy/grpc/grpc_server_limits.h"
@@ -27,6 +28,15 @@ struct ServerConfig {
   // TLS per cluster name (absent = plaintext).
   std::vector<std::shared_ptr<const mtls::TlsContext>> listener_tls;
   std::map<std::string, std::shared_ptr<const mtls::TlsContext>, std::less<>> cluster_tls;
+  // TLS contexts served by the built-in identity (an SdsSecretConfig without sds_config, see
+  // mtls::BuiltinSecret), by listener index and cluster name: their listener_tls slot is null and
+  // they have no cluster_tls entry. The Server serves each through a BuiltinIdentitySelector.
+  std::map<size_t, mtls::TlsContextConfig> listener_builtin_tls;
+  std::map<std::string, mtls::TlsContextConfig, std::less<>> cluster_builtin_tls;
+  // The selectors serving them, made by the Server (they need its identity store and caller
+  // lookup); empty in a config that has not been applied yet.
+  std::map<size_t, std::shared_ptr<mtls::IdentitySelector>> listener_tls_selectors;
+  std::map<std::string, std::shared_ptr<mtls::IdentitySelector>, std::less<>> cluster_tls_selectors;
   // identity is the validated `identity:` block; its files were read and checked together
   // (load_static_identity) so that --mode validate and a reload catch bad ones. The Server builds
   // the one StaticSvidStore of the process from it.

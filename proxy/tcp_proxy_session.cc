@@ -74,11 +74,13 @@ void TcpProxySession::begin() {
   asio::error_code ec;
   downstream_.socket.non_blocking(true, ec);
   downstream_.socket.set_option(asio::ip::tcp::no_delay(true), ec);
-  if (!listener_->tls) {
+  std::shared_ptr<const mtls::TlsContext> context;
+  if (!select_tls(mtls::ConnectionContext::Side::kListener, &context)) return;
+  if (!context) {
     run_filters_and_connect();
     return;
   }
-  auto tls = mtls::TlsConnection::create(listener_->tls, downstream_.fd());
+  auto tls = mtls::TlsConnection::create(std::move(context), downstream_.fd());
   if (!tls.ok()) {
     spdlog::error("listener {}: {}", listener_->name, tls.error().message);
     listener_->ssl_stats->connection_error.inc();
@@ -168,6 +170,8 @@ void TcpProxySession::run_filters_and_connect() {
     close();
     return;
   }
+  // The upstream identity is chosen before connecting: a refused caller never reaches the peer.
+  if (!select_tls(mtls::ConnectionContext::Side::kCluster, &upstream_tls_)) return;
   state_ = State::kConnecting;
   connect_next();
 }
@@ -222,11 +226,12 @@ void TcpProxySession::connect_failed() {
 }
 
 void TcpProxySession::start_upstream() {
-  if (!cluster_.tls()) {
+  if (!upstream_tls_) {
     start_proxying();
     return;
   }
-  auto tls = mtls::TlsConnection::create(cluster_.tls(), upstream_.fd(), cluster_.tls()->config().sni);
+  const std::string sni = upstream_tls_->config().sni;
+  auto tls = mtls::TlsConnection::create(upstream_tls_, upstream_.fd(), sni);
   if (!tls.ok()) {
     spdlog::error("cluster {}: {}", cluster_.name(), tls.error().message);
     cluster_.ssl_stats().connection_error.inc();
@@ -442,15 +447,16 @@ std::string TcpProxySession::peer_address() const {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
-void TcpProxySession::audit(const char* decision, std::string policy, std::string reason) {
+void TcpProxySession::audit(const char* decision, std::string policy, std::string reason, const mtls::PeerIdentity* peer) {
   if (listener_->audit == nullptr) return;
   AuditRecord r;
   r.connection_id = id_;
   r.listener = listener_->name;
   r.peer_address = peer_address();
-  if (downstream_.tls && downstream_.tls->peer()) {
-    r.peer_spiffe_id = downstream_.tls->peer()->spiffe_id;
-    r.cert_serial = downstream_.tls->peer()->serial;
+  if (peer == nullptr && downstream_.tls && downstream_.tls->peer()) peer = &*downstream_.tls->peer();
+  if (peer != nullptr) {
+    r.peer_spiffe_id = peer->spiffe_id;
+    r.cert_serial = peer->serial;
   }
   r.decision = decision;
   r.policy = std::move(policy);

@@ -37,6 +37,8 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession>, pu
   ~TcpProxySession() override;
 
   void close_now() override { close(); }
+  VerifiedPeers verified_peers() const override;
+  void close_revoked(const mtls::PeerIdentity& peer, const mtls::RevokedSerial& revoked) override;
 
  private:
   enum class State { kDownstreamHandshake, kConnecting, kUpstreamHandshake, kProxying, kClosed };
@@ -98,7 +100,12 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession>, pu
   void wait_writable(Direction& d);
   void count_bytes(const Direction& d, size_t n, bool received);
 
-  void audit(const char* decision, std::string policy, std::string reason);
+  // audit writes a record about the downstream peer, or about `peer` when given.
+  // select_tls returns the context for one side: the listener's or cluster's own, or the one its
+  // IdentitySelector picks for this connection. On refusal it audits, counts and returns false.
+  bool select_tls(mtls::ConnectionContext::Side side, std::shared_ptr<const mtls::TlsContext>* out);
+  mtls::ConnectionContext connection_context(mtls::ConnectionContext::Side side) const;
+  void audit(const char* decision, std::string policy, std::string reason, const mtls::PeerIdentity* peer = nullptr);
   std::string peer_address() const;
 
   void arm_phase_timer(std::chrono::nanoseconds after);
@@ -113,6 +120,7 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession>, pu
   const Cluster& cluster_;
   Side downstream_;
   Side upstream_;
+  std::shared_ptr<const mtls::TlsContext> upstream_tls_;  // chosen before connecting; null: plaintext
   asio::steady_timer timer_;
   uint64_t id_;
   Direction downstream_to_upstream_;

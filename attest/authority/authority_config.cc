@@ -120,7 +120,8 @@ void parse_authority_block(const Node& node, AuthorityConfig& out, ErrorList& er
   seconds_field(r, "default_x509_svid_ttl", seconds(60), year, &out.default_x509_svid_ttl);
   seconds_field(r, "default_jwt_svid_ttl", seconds(10), year, &out.default_jwt_svid_ttl);
   seconds_field(r, "node_svid_ttl", seconds(60), year, &out.node_svid_ttl);
-  seconds_field(r, "server_svid_ttl", seconds(60), year, &out.server_svid_ttl);
+  // Short server SVIDs are only for testing renewal; the maintenance tick (1 s) bounds them.
+  seconds_field(r, "server_svid_ttl", seconds(4), year, &out.server_svid_ttl);
   if (auto na = r.get("node_attestors")) parse_node_attestors(*na, out.node_attestors, errors);
   else out.node_attestors.join_token.emplace();  // the one attestor there is, on by default
   if (r.string("entries_file", &out.entries_file) && out.entries_file.empty()) {

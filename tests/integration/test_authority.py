@@ -193,6 +193,26 @@ class AuthorityTest(IntegrationTestCase):
                 sans = tls.getpeercert()["subjectAltName"]
         self.assertIn(("URI", "spiffe://example.org/portcullis/authority"), sans)
 
+    def test_server_svid_is_renewed_before_it_expires(self):
+        self.extra_authority = {"server_svid_ttl": "4s"}
+        authority = self.start_authority()
+        bundle = os.path.join(self.dir, "bundle.pem")
+        with open(bundle, "w") as f:
+            f.write(self.ok("bundle", "show"))
+        ctx = ssl.create_default_context(cafile=bundle)
+        ctx.check_hostname = False
+        ctx.set_alpn_protocols(["h2"])
+
+        def served_certificate():
+            with socket.create_connection(authority.listen_address(), timeout=10) as raw:
+                with ctx.wrap_socket(raw) as tls:  # verified under the bundle, or this raises
+                    return tls.getpeercert(binary_form=True)
+
+        first = served_certificate()
+        harness.wait_until(lambda: served_certificate() != first, timeout=10.0, interval=0.2,
+                           what="a renewed server certificate")
+        self.assertGreaterEqual(authority.stat("authority.ca.server_certificates_issued"), 2)
+
     @unittest.skipUnless(os.geteuid() == 0 and SETPRIV, "needs root and setpriv to run the CLI as other uids")
     def test_admin_socket_refuses_a_uid_that_is_not_an_admin(self):
         authority = self.start_authority()

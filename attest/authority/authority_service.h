@@ -43,6 +43,8 @@ struct AuthorityServiceStats {
 //  - AuthorityAdmin: the caller's SO_PEERCRED uid must be 0 or in `admin_uids`, else
 //    PERMISSION_DENIED (audited with the uid and pid).
 //
+// WatchUpdates always starts with the full bundle and revocation set (known_bundle_sequence is
+// not used to skip the bundle: one full message is cheap and makes reconnects trivially correct).
 // Requests are validated by the core (INVALID_ARGUMENT). Handlers run on the call's loop and
 // call the core synchronously (bounded by the request limits). Thread-safe; the registries'
 // handlers keep the service alive, and it keeps the core alive. `audit` may be null and must

@@ -273,7 +273,8 @@ BENCHMARK(BM_MintJwtSvid);
 
 // --- The steps of BM_SignWorkloadSvid, each alone ---
 
-// The linear scan over every entry (AuthorityStore::match) and the store's index (EntryMatcher).
+// Matching: the linear scan over every entry (AuthorityStore::match) and the store's index
+// (EntryMatcher), which the core uses.
 void BM_Part_Match(benchmark::State& state) {
   Bench& b = Bench::get();
   auto selectors = workload_selectors(matching_workload(7));

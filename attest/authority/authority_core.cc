@@ -96,9 +96,9 @@ void AuthorityCore::audit(std::string decision, std::string spiffe_id, std::stri
   audit_->record(std::move(r));
 }
 
-Result<SignedX509Svid> AuthorityCore::issue(const X509SvidRequest& request, std::string_view entry_id,
-                                            std::string_view node_id) {
-  auto svid = ca_->sign_x509_svid(request);
+Result<SignedX509Svid> AuthorityCore::issue(const X509SvidRequest& request, const VerifiedCsr& csr,
+                                            std::string_view entry_id, std::string_view node_id) {
+  auto svid = ca_->sign_x509_svid(request, csr);
   if (!svid.ok()) {
     stats_.sign_failed.inc();
     return svid.error();
@@ -114,9 +114,10 @@ Result<SignedX509Svid> AuthorityCore::issue(const X509SvidRequest& request, std:
 }
 
 Result<v1::AttestNodeResponse> AuthorityCore::attest_node(const v1::AttestNodeRequest& request) {
-  if (Status s = check_request(request, options_.limits); !s.ok()) {
+  auto csr = check_request(request, options_.limits);
+  if (!csr.ok()) {
     stats_.node_attest_invalid.inc();
-    return invalid(s.error().message).error();
+    return invalid(csr.error().message).error();
   }
   if (!options_.join_token_attestor) {
     stats_.node_attest_denied.inc();
@@ -137,9 +138,9 @@ Result<v1::AttestNodeResponse> AuthorityCore::attest_node(const v1::AttestNodeRe
     return token_id.error();
   }
   std::string node_id = "spiffe://" + options_.trust_domain + "/node/join_token/" + *token_id;
-  X509SvidRequest sign{request.csr(), node_id, {}, options_.node_svid_ttl,
-                       {"node:attestation:" + std::string(kJoinTokenAttestation)}};
-  auto svid = issue(sign, "", node_id);
+  X509SvidRequest sign{
+      {}, node_id, {}, options_.node_svid_ttl, {"node:attestation:" + std::string(kJoinTokenAttestation)}};
+  auto svid = issue(sign, *csr, "", node_id);
   if (!svid.ok()) return svid.error();
   stats_.node_attested.inc();
   audit("node_attested", node_id, svid->serial_hex, "node_attestation", "join_token " + *token_id);
@@ -151,11 +152,12 @@ Result<v1::AttestNodeResponse> AuthorityCore::attest_node(const v1::AttestNodeRe
 }
 
 Result<v1::RenewNodeResponse> AuthorityCore::renew_node(std::string_view node_id, const v1::RenewNodeRequest& request) {
-  if (Status s = check_request(request, options_.limits); !s.ok()) return invalid(s.error().message).error();
+  auto csr = check_request(request, options_.limits);
+  if (!csr.ok()) return invalid(csr.error().message).error();
   std::string attestation = node_attestation_of(node_id, options_.trust_domain);
   if (attestation.empty()) return make_error(ErrorCode::kPermissionDenied, "not a node SPIFFE ID of this trust domain");
-  X509SvidRequest sign{request.csr(), std::string(node_id), {}, options_.node_svid_ttl, {"node:attestation:" + attestation}};
-  auto svid = issue(sign, "", node_id);
+  X509SvidRequest sign{{}, std::string(node_id), {}, options_.node_svid_ttl, {"node:attestation:" + attestation}};
+  auto svid = issue(sign, *csr, "", node_id);
   if (!svid.ok()) return svid.error();
   stats_.node_renewed.inc();
   audit("node_renewed", std::string(node_id), svid->serial_hex, "node_attestation", attestation);
@@ -166,20 +168,21 @@ Result<v1::RenewNodeResponse> AuthorityCore::renew_node(std::string_view node_id
 
 Result<v1::WorkloadSvids> AuthorityCore::sign_for_workload(std::string_view node_id, std::string_view attestation,
                                                            const EntryMatcher& entries,
-                                                           const v1::WorkloadCsrs& workload) {
+                                                           const v1::WorkloadCsrs& workload,
+                                                           const std::vector<VerifiedCsr>& csrs) {
   std::vector<std::string> selectors = selector_strings(workload.selectors());
   auto matches = entries.match(node_id, selectors);
   v1::WorkloadSvids out;
   out.set_workload_key(workload.workload_key());
   out.set_matched_entries(static_cast<uint32_t>(matches.size()));
   if (matches.empty()) stats_.workloads_unmatched.inc();
-  size_t n = std::min(matches.size(), static_cast<size_t>(workload.csrs_size()));
+  size_t n = std::min(matches.size(), csrs.size());
   for (size_t i = 0; i < n; ++i) {
     const RegistrationEntry& entry = *matches[i];
     std::chrono::seconds ttl = entry.x509_svid_ttl.count() > 0 ? entry.x509_svid_ttl : options_.default_x509_svid_ttl;
-    X509SvidRequest sign{workload.csrs(static_cast<int>(i)), entry.spiffe_id, entry.dns_names, ttl,
-                         workload_claims(attestation, node_id, entry, selectors)};
-    auto svid = issue(sign, entry.id, node_id);
+    X509SvidRequest sign{
+        {}, entry.spiffe_id, entry.dns_names, ttl, workload_claims(attestation, node_id, entry, selectors)};
+    auto svid = issue(sign, csrs[i], entry.id, node_id);
     if (!svid.ok()) return svid.error();
     stats_.workload_svids_issued.inc();
     audit("svid_issued", entry.spiffe_id, svid->serial_hex, entry.id, "workload on node " + std::string(node_id));
@@ -190,13 +193,15 @@ Result<v1::WorkloadSvids> AuthorityCore::sign_for_workload(std::string_view node
 
 Result<v1::SignWorkloadSvidsResponse> AuthorityCore::sign_workload_svids(std::string_view node_id,
                                                                           const v1::SignWorkloadSvidsRequest& request) {
-  if (Status s = check_request(request, options_.limits); !s.ok()) return invalid(s.error().message).error();
+  auto csrs = check_request(request, options_.limits);
+  if (!csrs.ok()) return invalid(csrs.error().message).error();
   std::string attestation = node_attestation_of(node_id, options_.trust_domain);
   if (attestation.empty()) return make_error(ErrorCode::kPermissionDenied, "not a node SPIFFE ID of this trust domain");
   auto entries = store_->matcher();  // one snapshot for the whole request
   v1::SignWorkloadSvidsResponse out;
-  for (const auto& workload : request.workloads()) {
-    auto signed_svids = sign_for_workload(node_id, attestation, *entries, workload);
+  for (int i = 0; i < request.workloads_size(); ++i) {
+    auto signed_svids =
+        sign_for_workload(node_id, attestation, *entries, request.workloads(i), (*csrs)[static_cast<size_t>(i)]);
     if (!signed_svids.ok()) return signed_svids.error();
     *out.add_workloads() = std::move(*signed_svids);
   }

@@ -144,10 +144,12 @@ class AuthorityCore {
 
  private:
   struct Issued;
-  Result<SignedX509Svid> issue(const X509SvidRequest& request, std::string_view entry_id, std::string_view node_id);
+  // issue signs with a CSR check_request verified and records the serial.
+  Result<SignedX509Svid> issue(const X509SvidRequest& request, const VerifiedCsr& csr, std::string_view entry_id,
+                               std::string_view node_id);
   Result<v1::WorkloadSvids> sign_for_workload(std::string_view node_id, std::string_view attestation,
-                                              const EntryMatcher& entries,
-                                              const v1::WorkloadCsrs& workload);
+                                              const EntryMatcher& entries, const v1::WorkloadCsrs& workload,
+                                              const std::vector<VerifiedCsr>& csrs);
   void audit(std::string decision, std::string spiffe_id, std::string serial, std::string policy, std::string reason);
   Status invalid(std::string message) const;
   int64_t now() const;

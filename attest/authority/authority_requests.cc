@@ -1,6 +1,8 @@
 #include "attest/authority/authority_requests.h"
 
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "attest/authority/csr.h"
 #include "attest/authority/registration_entry.h"
@@ -8,7 +10,7 @@
 namespace portcullis::attest::authority {
 namespace {
 
-Status invalid(std::string_view field, const std::string& message) {
+Error invalid(std::string_view field, const std::string& message) {
   return make_error(ErrorCode::kInvalidArgument, std::string(field) + ": " + message);
 }
 
@@ -28,14 +30,15 @@ std::string at(std::string_view field, size_t i) { return std::string(field) + "
 
 }  // namespace
 
-Status check_csr(std::string_view field, std::string_view der, const AuthorityLimits& limits) {
+Result<VerifiedCsr> check_csr(std::string_view field, std::string_view der, const AuthorityLimits& limits) {
   if (der.empty()) return invalid(field, "a PKCS#10 certificate signing request (DER) is required");
-  if (Status s = check_size(field, der.size(), limits.max_csr_bytes, "max_csr_bytes"); !s.ok()) return s;
+  if (Status s = check_size(field, der.size(), limits.max_csr_bytes, "max_csr_bytes"); !s.ok()) return s.error();
   CsrLimits csr_limits;
   csr_limits.max_csr_bytes = limits.max_csr_bytes;
   CsrError error;
-  if (!csr_public_key(der, csr_limits, &error)) return invalid(field, error.message);
-  return {};
+  std::optional<VerifiedCsr> csr = VerifiedCsr::verify(der, csr_limits, &error);
+  if (!csr) return invalid(field, error.message);
+  return std::move(*csr);
 }
 
 Status check_selectors(std::string_view field, const google::protobuf::RepeatedPtrField<v1::Selector>& selectors,
@@ -62,44 +65,47 @@ Status check_serial(std::string_view field, std::string_view serial) {
   return {};
 }
 
-Status check_request(const v1::AttestNodeRequest& request, const AuthorityLimits& limits) {
+Result<VerifiedCsr> check_request(const v1::AttestNodeRequest& request, const AuthorityLimits& limits) {
   if (request.evidence_case() != v1::AttestNodeRequest::kJoinToken) {
     return invalid("evidence", "no attestation evidence (join_token)");
   }
   if (request.join_token().empty()) return invalid("join_token", "must not be empty");
   if (Status s = check_size("join_token", request.join_token().size(), limits.max_id_bytes, "max_id_bytes"); !s.ok()) {
-    return s;
+    return s.error();
   }
   return check_csr("csr", request.csr(), limits);
 }
 
-Status check_request(const v1::RenewNodeRequest& request, const AuthorityLimits& limits) {
+Result<VerifiedCsr> check_request(const v1::RenewNodeRequest& request, const AuthorityLimits& limits) {
   return check_csr("csr", request.csr(), limits);
 }
 
-Status check_request(const v1::SignWorkloadSvidsRequest& request, const AuthorityLimits& limits) {
+Result<WorkloadCsrKeys> check_request(const v1::SignWorkloadSvidsRequest& request, const AuthorityLimits& limits) {
   if (Status s = check_count("workloads", request.workloads_size(), limits.max_workloads_per_request,
                              "max_workloads_per_request");
       !s.ok()) {
-    return s;
+    return s.error();
   }
+  WorkloadCsrKeys out(static_cast<size_t>(request.workloads_size()));
   for (int i = 0; i < request.workloads_size(); ++i) {
     const auto& w = request.workloads(i);
     std::string field = at("workloads", i);
     if (Status s = check_size(field + ".workload_key", w.workload_key().size(), limits.max_id_bytes, "max_id_bytes");
         !s.ok()) {
-      return s;
+      return s.error();
     }
-    if (Status s = check_selectors(field + ".selectors", w.selectors(), limits); !s.ok()) return s;
+    if (Status s = check_selectors(field + ".selectors", w.selectors(), limits); !s.ok()) return s.error();
     if (Status s = check_count(field + ".csrs", w.csrs_size(), limits.max_csrs_per_workload, "max_csrs_per_workload");
         !s.ok()) {
-      return s;
+      return s.error();
     }
     for (int c = 0; c < w.csrs_size(); ++c) {
-      if (Status s = check_csr(at(field + ".csrs", c), w.csrs(c), limits); !s.ok()) return s;
+      auto csr = check_csr(at(field + ".csrs", c), w.csrs(c), limits);
+      if (!csr.ok()) return csr.error();
+      out[static_cast<size_t>(i)].push_back(std::move(csr).value());
     }
   }
-  return {};
+  return out;
 }
 
 Status check_request(const v1::MintJwtSvidRequest& request, const AuthorityLimits& limits) {

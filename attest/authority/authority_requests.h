@@ -1,9 +1,11 @@
 #pragma once
 
 #include <string_view>
+#include <vector>
 
 #include "attest/authority/authority_config.h"
 #include "attest/authority/authority_messages.h"
+#include "attest/authority/csr.h"
 #include "common/result.h"
 
 namespace portcullis::attest::authority {
@@ -11,11 +13,12 @@ namespace portcullis::attest::authority {
 // Request validation for the Authority and AuthorityAdmin calls: sizes and counts against the
 // configured limits, and the shape of every field, before the core spends a join token, a store
 // write or a signature on it. Each returns kInvalidArgument naming the field (workloads[3].csrs[0])
-// and the limit. Pure functions; thread-safe.
+// and the limit. Pure functions; thread-safe. The checks of requests that carry CSRs return the
+// verified CSRs, so the CA signs with them without verifying each signature a second time.
 
 // check_csr: a PKCS#10 DER of at most max_csr_bytes that parses and whose self-signature
 // verifies (proof the requester holds the key).
-Status check_csr(std::string_view field, std::string_view der, const AuthorityLimits& limits);
+Result<VerifiedCsr> check_csr(std::string_view field, std::string_view der, const AuthorityLimits& limits);
 // check_selectors: at most max_selectors_per_workload, each "TYPE:KEY:VALUE" of at most
 // max_selector_bytes.
 Status check_selectors(std::string_view field, const google::protobuf::RepeatedPtrField<v1::Selector>& selectors,
@@ -23,9 +26,14 @@ Status check_selectors(std::string_view field, const google::protobuf::RepeatedP
 // check_serial: 1..64 lowercase hex digits (how we write serials).
 Status check_serial(std::string_view field, std::string_view serial);
 
-Status check_request(const v1::AttestNodeRequest& request, const AuthorityLimits& limits);
-Status check_request(const v1::RenewNodeRequest& request, const AuthorityLimits& limits);
-Status check_request(const v1::SignWorkloadSvidsRequest& request, const AuthorityLimits& limits);
+// WorkloadCsrKeys: per workload of a SignWorkloadSvids request, its verified CSRs, in request order.
+using WorkloadCsrKeys = std::vector<std::vector<VerifiedCsr>>;
+
+Result<VerifiedCsr> check_request(const v1::AttestNodeRequest& request, const AuthorityLimits& limits);
+Result<VerifiedCsr> check_request(const v1::RenewNodeRequest& request, const AuthorityLimits& limits);
+// Every CSR of every workload is verified, used or not, so a bad one refuses the whole request
+// before anything is signed.
+Result<WorkloadCsrKeys> check_request(const v1::SignWorkloadSvidsRequest& request, const AuthorityLimits& limits);
 Status check_request(const v1::MintJwtSvidRequest& request, const AuthorityLimits& limits);
 Status check_request(const v1::RevokeSvidsRequest& request, const AuthorityLimits& limits);
 // check_entry: the sizes of an admin entry (the store validates the content).

@@ -386,6 +386,16 @@ Result<std::pair<std::string, std::string>> CertificateAuthority::mint_leaf(
 }
 
 Result<SignedX509Svid> CertificateAuthority::sign_x509_svid(const X509SvidRequest& request) const {
+  return sign_x509(request, nullptr);
+}
+
+Result<SignedX509Svid> CertificateAuthority::sign_x509_svid(const X509SvidRequest& request,
+                                                            const VerifiedCsr& csr) const {
+  return sign_x509(request, &csr);
+}
+
+Result<SignedX509Svid> CertificateAuthority::sign_x509(const X509SvidRequest& request,
+                                                       const VerifiedCsr* verified) const {
   auto refuse = [&](std::string message) {
     stats_.invalid_requests.inc();
     return invalid(std::move(message));
@@ -405,15 +415,20 @@ Result<SignedX509Svid> CertificateAuthority::sign_x509_svid(const X509SvidReques
     if (!c.ok()) return refuse(c.error().message);
     claims_der = std::move(c.value());
   }
-  CsrError csr_error;
-  bssl::UniquePtr<EVP_PKEY> key = csr_public_key(request.csr_der, options_.csr_limits, &csr_error);
-  if (!key) {
-    stats_.count_csr_rejection(csr_error.reason);
-    return invalid(csr_error.message);
+  std::optional<VerifiedCsr> own;
+  if (!verified) {
+    CsrError csr_error;
+    own = VerifiedCsr::verify(request.csr_der, options_.csr_limits, &csr_error);
+    if (!own) {
+      stats_.count_csr_rejection(csr_error.reason);
+      return invalid(csr_error.message);
+    }
+    verified = &*own;
   }
   auto snap = snapshot_.load();
   SignedX509Svid out;
-  auto leaf = mint_leaf(*snap->x509, id->str(), request.dns_names, request.ttl, claims_der, key.get(), &out.not_after);
+  auto leaf = mint_leaf(*snap->x509, id->str(), request.dns_names, request.ttl, claims_der, verified->public_key(),
+                        &out.not_after);
   if (!leaf.ok()) return leaf.error();
   out.spiffe_id = id->str();
   out.chain_der.push_back(std::move(leaf->first));

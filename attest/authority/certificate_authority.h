@@ -137,6 +137,10 @@ class CertificateAuthority {
   // now - backdate to min(now + ttl, signing CA expiry), and the attested-claims extension when
   // `claims` is non-empty. Refusals are kInvalidArgument and counted.
   Result<SignedX509Svid> sign_x509_svid(const X509SvidRequest& request) const;
+  // sign_x509_svid(request, csr): the same for a CSR its caller has already verified, with the
+  // caller's CsrLimits; request.csr_der is not read. The authority core checks every CSR of a
+  // request before signing any, and an ECDSA verification is a third of an issuance's cost.
+  Result<SignedX509Svid> sign_x509_svid(const X509SvidRequest& request, const VerifiedCsr& csr) const;
 
   // sign_jwt_svid mints an ES256 JWT-SVID (kid = the active JWT key's) for `spiffe_id` in this
   // trust domain; exp is capped at the active generation's expiry.
@@ -179,6 +183,8 @@ class CertificateAuthority {
   std::string state_json(const State& state) const;
   Status ensure_usable_active(State& state);
   Result<std::shared_ptr<const CaGeneration>> new_generation(uint64_t id, std::string jwt_key_id) const;
+  // sign_x509 is both sign_x509_svid overloads: a null `verified` verifies request.csr_der.
+  Result<SignedX509Svid> sign_x509(const X509SvidRequest& request, const VerifiedCsr* verified) const;
   Result<std::pair<std::string, std::string>> mint_leaf(const CaSigner& signer, const std::string& spiffe_id,
                                                         const std::vector<std::string>& dns_names, std::chrono::seconds ttl,
                                                         const std::string& claims_der, EVP_PKEY* subject_key,

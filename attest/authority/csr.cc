@@ -72,4 +72,10 @@ bssl::UniquePtr<EVP_PKEY> csr_public_key(std::string_view der, const CsrLimits& 
   return key;
 }
 
+std::optional<VerifiedCsr> VerifiedCsr::verify(std::string_view der, const CsrLimits& limits, CsrError* out_error) {
+  bssl::UniquePtr<EVP_PKEY> key = csr_public_key(der, limits, out_error);
+  if (!key) return std::nullopt;
+  return VerifiedCsr(std::move(key));
+}
+
 }  // namespace portcullis::attest::authority

@@ -3,8 +3,10 @@
 #include <openssl/evp.h>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace portcullis::attest::authority {
 
@@ -33,5 +35,20 @@ struct CsrError {
 // the request (subject, requested extensions) is ignored: the authority decides names. Pure and
 // thread-safe. Null with `*out_error` set on refusal.
 bssl::UniquePtr<EVP_PKEY> csr_public_key(std::string_view der, const CsrLimits& limits, CsrError* out_error);
+
+// VerifiedCsr is the public key of a request csr_public_key accepted. Only verify() makes one, so
+// code holding one knows the proof of possession was checked: the authority checks every CSR of a
+// request before it signs any, then hands these to the CA instead of paying for a second ECDSA
+// verification per SVID. Move-only; owns the key.
+class VerifiedCsr {
+ public:
+  // verify: csr_public_key's checks; nullopt with `*out_error` set on refusal.
+  static std::optional<VerifiedCsr> verify(std::string_view der, const CsrLimits& limits, CsrError* out_error);
+  EVP_PKEY* public_key() const { return key_.get(); }
+
+ private:
+  explicit VerifiedCsr(bssl::UniquePtr<EVP_PKEY> key) : key_(std::move(key)) {}
+  bssl::UniquePtr<EVP_PKEY> key_;
+};
 
 }  // namespace portcullis::attest::authority

@@ -151,6 +151,47 @@ TEST_F(AuthorityCoreTest, WorkloadSigningFollowsEntriesSelectorsAndParents) {
   EXPECT_EQ(ids, (std::vector<std::string>{"spiffe://example.org/any-node-uid-1000", "spiffe://example.org/node2-only"}));
 }
 
+// CSRs are verified once, up front: each SVID carries the key of the CSR at its position, and a
+// bad CSR anywhere refuses the whole request before anything is signed.
+TEST_F(AuthorityCoreTest, EachSvidGetsItsOwnCsrKeyAndABadCsrRefusesTheWholeRequest) {
+  v1::X509Svid node = a_.attest();
+  a_.add_entry("spiffe://example.org/a", {"unix:uid:1000"});
+  a_.add_entry("spiffe://example.org/b", {"unix:uid:1000"});
+  a_.add_entry("spiffe://example.org/c", {"unix:uid:2000"});
+  std::vector<Csr> csrs;
+  for (int i = 0; i < 3; ++i) csrs.push_back(make_csr());
+  v1::SignWorkloadSvidsRequest req;
+  auto* first = req.add_workloads();
+  *first->add_selectors() = selector_proto("unix:uid:1000");
+  first->add_csrs(csrs[0].der);
+  first->add_csrs(csrs[1].der);
+  auto* second = req.add_workloads();
+  *second->add_selectors() = selector_proto("unix:uid:2000");
+  second->add_csrs(csrs[2].der);
+
+  auto resp = a_.core->sign_workload_svids(node.spiffe_id(), req);
+  ASSERT_TRUE(resp.ok()) << resp.error().message;
+  std::vector<const v1::X509Svid*> svids;
+  for (const auto& w : resp->workloads()) {
+    for (const auto& svid : w.svids()) svids.push_back(&svid);
+  }
+  ASSERT_EQ(svids.size(), 3u);
+  for (size_t i = 0; i < svids.size(); ++i) {
+    bssl::UniquePtr<EVP_PKEY> leaf_key(X509_get_pubkey(parse_der(svids[i]->cert_chain(0)).get()));
+    EXPECT_EQ(EVP_PKEY_cmp(leaf_key.get(), csrs[i].key.get()), 1) << "SVID " << i;
+  }
+  EXPECT_EQ(a_.stat("authority.workload_svids_issued"), 3);
+
+  std::string broken = make_csr().der;
+  broken[broken.size() - 3] ^= 0x55;  // break the signature
+  second->set_csrs(0, broken);
+  auto refused = a_.core->sign_workload_svids(node.spiffe_id(), req);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(refused.error().message.find("workloads[1].csrs[0]"), std::string::npos) << refused.error().message;
+  EXPECT_EQ(a_.stat("authority.workload_svids_issued"), 3) << "the valid first workload was not signed either";
+}
+
 TEST_F(AuthorityCoreTest, EntryTtlOrTheDefault) {
   v1::X509Svid node = a_.attest();
   v1::RegistrationEntry e;

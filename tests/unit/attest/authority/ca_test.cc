@@ -233,6 +233,38 @@ TEST_F(CaTest, RefusesTamperedMalformedAndWeakCsrsWithCountedReasons) {
   EXPECT_EQ(counter("x509_svids_signed"), 0u);
 }
 
+// A CSR its caller verified (the authority checks a whole request's CSRs first) is signed for
+// its key without a second check; only verify() makes a VerifiedCsr, so a bad CSR cannot get here.
+TEST_F(CaTest, SignsAVerifiedCsrForItsKeyWithoutReadingTheDerAgain) {
+  auto ca = open(options());
+  ASSERT_TRUE(ca);
+  auto key = ec_key(NID_X9_62_prime256v1);
+  X509SvidRequest r = request(key.get());
+  CsrError error;
+  std::optional<VerifiedCsr> csr = VerifiedCsr::verify(r.csr_der, CsrLimits{}, &error);
+  ASSERT_TRUE(csr) << error.message;
+  r.csr_der = "not read";
+  auto svid = ca->sign_x509_svid(r, *csr);
+  ASSERT_TRUE(svid.ok()) << svid.error().message;
+  EXPECT_EQ(verify(svid->chain_der, *ca->bundle()), "ok");
+  bssl::UniquePtr<EVP_PKEY> leaf_key(X509_get_pubkey(parse_der(svid->chain_der[0]).get()));
+  EXPECT_EQ(EVP_PKEY_cmp(leaf_key.get(), key.get()), 1);
+  EXPECT_EQ(counter("x509_svids_signed"), 1u);
+  EXPECT_EQ(counter("csr_rejected_malformed"), 0u);
+
+  // The rest of the request is still checked.
+  r.spiffe_id = "spiffe://other.org/web";
+  svid = ca->sign_x509_svid(r, *csr);
+  ASSERT_FALSE(svid.ok());
+  EXPECT_EQ(svid.error().code, ErrorCode::kInvalidArgument);
+
+  std::string tampered = make_csr(key.get());
+  tampered[tampered.find("admin")] = 'b';
+  EXPECT_FALSE(VerifiedCsr::verify(tampered, CsrLimits{}, &error));
+  EXPECT_EQ(error.reason, CsrRejection::kBadSignature);
+  EXPECT_EQ(counter("x509_svids_signed"), 1u);
+}
+
 TEST_F(CaTest, RefusesIdsOutsideTheTrustDomainBadNamesAndClaims) {
   auto ca = open(options());
   ASSERT_TRUE(ca);

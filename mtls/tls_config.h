@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +13,8 @@
 #include "config/string_matcher.h"
 
 namespace portcullis::mtls {
+
+class RevocationPublisher;
 
 inline constexpr std::string_view kTlsTransportSocketName = "envoy.transport_sockets.tls";
 inline constexpr std::string_view kDownstreamTlsContextType =
@@ -67,6 +70,10 @@ struct TlsContextConfig {
   std::string sni;
   std::optional<SdsFile> certificate_sds;  // tls_certificate_sds_secret_configs
   std::optional<SdsFile> validation_sds;   // validation_context_sds_secret_config (maybe combined)
+  // revocations is not parsed: the owner (the Server) injects its publisher, and every handshake
+  // of a context built from this config rejects a peer whose leaf serial is in the current set.
+  // Null: no revocation check (tools, tests).
+  std::shared_ptr<const RevocationPublisher> revocations;
 
   bool verifies_peer() const { return trusted_ca.has_value() || !trust_domains.empty() || validation_sds.has_value(); }
 };

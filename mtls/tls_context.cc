@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "common/digest.h"
+#include "mtls/revocation_set.h"
 #include "mtls/ssl_error.h"
 #include "mtls/tls_connection.h"
 #include "mtls/verified_chain_cache.h"
@@ -82,6 +83,7 @@ enum ssl_verify_result_t custom_verify(SSL* ssl, uint8_t* out_alert) {
   SvidVerifyError error;
   if (!conn->context().verify_presented_chain(ssl, &identity, &error)) {
     *out_alert = error.reason == SvidRejection::kExpired          ? SSL_AD_CERTIFICATE_EXPIRED
+                 : error.reason == SvidRejection::kRevoked        ? SSL_AD_CERTIFICATE_REVOKED
                  : error.reason == SvidRejection::kUnknownCa ||
                            error.reason == SvidRejection::kUnknownTrustDomain
                      ? SSL_AD_UNKNOWN_CA
@@ -137,10 +139,12 @@ bool TlsContext::verify_presented_chain(const SSL* ssl, PeerIdentity* out_identi
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   if (auto hit = VerifiedChainCache::lookup(id_, digest, now)) {
     *out_identity = std::move(*hit);
-    return true;
+    // The cache remembers a chain's verdict, not its revocation status: that changes under it.
+    return !revoked(*out_identity, out_error);
   }
   PeerChain chain = parse_peer_chain(ssl);
   if (!verify_peer(chain.certs, out_identity, out_error)) return false;
+  if (revoked(*out_identity, out_error)) return false;  // a revoked chain is not worth a cache slot
   // Usable while every certificate of the chain is, with the verifier's clock-skew allowance.
   int64_t from = INT64_MIN, until = INT64_MAX;
   for (X509* cert : chain.certs) {
@@ -149,6 +153,15 @@ bool TlsContext::verify_presented_chain(const SSL* ssl, PeerIdentity* out_identi
   }
   const int64_t skew = VerifyOptions{}.clock_skew.count();
   VerifiedChainCache::insert(id_, digest, *out_identity, from - skew, until + skew, now);
+  return true;
+}
+
+bool TlsContext::revoked(const PeerIdentity& identity, SvidVerifyError* out_error) const {
+  if (!config_.revocations) return false;
+  auto set = config_.revocations->current();  // one atomic load per handshake
+  if (set->empty_set() || !set->revoked(identity.serial)) return false;
+  *out_error = SvidVerifyError{SvidRejection::kRevoked, identity.spiffe_id + " presented revoked certificate serial " +
+                                                           identity.serial};
   return true;
 }
 

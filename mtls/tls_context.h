@@ -55,6 +55,9 @@ class TlsContext {
   // verify_presented_chain is verify_peer for the chain `ssl`'s peer sent, answered from the
   // per-thread VerifiedChainCache when this context already verified exactly that chain.
   bool verify_presented_chain(const SSL* ssl, PeerIdentity* out_identity, SvidVerifyError* out_error) const;
+  // revoked says whether `identity`'s serial is in the context's current revocation set (false
+  // without one), filling *out_error when it is.
+  bool revoked(const PeerIdentity& identity, SvidVerifyError* out_error) const;
   // id is unique per context for the life of the process (never 0).
   uint64_t id() const { return id_; }
 

@@ -124,6 +124,7 @@ const char* svid_rejection_name(SvidRejection r) {
     case SvidRejection::kBadSignature: return "bad_signature";
     case SvidRejection::kChainInvalid: return "chain_invalid";
     case SvidRejection::kSanMismatch: return "san_mismatch";
+    case SvidRejection::kRevoked: return "revoked";
   }
   return "unknown";
 }

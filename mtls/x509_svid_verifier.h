@@ -31,6 +31,7 @@ enum class SvidRejection {
   kBadSignature,
   kChainInvalid,
   kSanMismatch,  // a valid SVID, but not one the context's SAN matchers accept
+  kRevoked,      // a valid SVID whose serial the authority revoked (keep last: stats arrays size by it)
 };
 
 const char* svid_rejection_name(SvidRejection r);

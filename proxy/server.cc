@@ -38,7 +38,8 @@ Server::Server(ServerOptions options, StatsStore& stats, std::shared_ptr<const S
       stats_(stats),
       server_stats_(ServerStats::create(stats)),
       listener_manager_stats_(ListenerManagerStats::create(stats)),
-      config_(std::move(config)) {
+      config_(std::move(config)),
+      revocations_(std::make_shared<mtls::RevocationPublisher>(stats)) {
   server_stats_.state.set(kStatePreInitializing);
   server_stats_.concurrency.set(options_.concurrency);
   for (uint32_t i = 0; i < options_.concurrency; ++i) {
@@ -63,6 +64,7 @@ Status Server::start() {
   for (auto& slot : workers_) loops.push_back(&slot.worker->io());
   grpc_->start(loops);
   for (auto& slot : workers_) slot.worker->start();
+  watch_revocations();
   watch_signals();
   watch_tls_files();
   server_stats_.state.set(kStateLive);
@@ -110,6 +112,9 @@ std::shared_ptr<const ListenerRuntime> Server::make_runtime(
 }
 
 Status Server::apply(std::shared_ptr<const ServerConfig> config) {
+  auto attached = attach_revocations(std::move(config));
+  if (!attached.ok()) return attached.error();
+  config = std::move(attached.value());
   const auto& b = config->bootstrap;
 
   // Bind every new or moved listener first, so a failure leaves the running config untouched.
@@ -295,6 +300,7 @@ void Server::shutdown() {
   if (admin_) admin_->close();
   asio::error_code ignored;
   signals_.cancel(ignored);
+  revocation_subscription_.reset();
   drain_timer_.cancel();
   rotate_timer_.cancel();
   if (tls_watch_fd_) tls_watch_fd_->close(ignored);

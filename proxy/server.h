@@ -23,6 +23,7 @@
 #include "proxy/grpc_hosting.h"
 #include "proxy/listener.h"
 #include "mtls/sds/sds_service.h"
+#include "mtls/revocation_set.h"
 #include "mtls/static_svid_store.h"
 #include "proxy/server_config.h"
 #include "proxy/server_stats.h"
@@ -65,6 +66,14 @@ class Server {
   // the life of the process: the Workload API and SDS servers read and watch it. Its files rotate
   // with the TLS files (main thread), so watcher callbacks run on the main thread.
   const std::shared_ptr<mtls::StaticSvidStore>& identity() const { return identity_; }
+  // revocations is the process's revocation set, made with the Server and kept for its life.
+  // Whoever learns of revocations (the agent's stream; tests) publishes into it, from any one
+  // thread at a time. Every TLS context the Server runs checks handshakes against it, and each
+  // publication closes, on every worker, the live connections whose downstream or upstream peer
+  // presented a serial in the new set (audit "revoked", `revocation.connections_closed`).
+  const std::shared_ptr<mtls::RevocationPublisher>& revocations() const { return revocations_; }
+  // listener_endpoint is the address a listener is bound to (port 0 resolved). Main thread.
+  std::optional<asio::ip::tcp::endpoint> listener_endpoint(const std::string& name) const;
 
  private:
   struct ActiveListener {
@@ -79,6 +88,11 @@ class Server {
   };
 
   Status apply(std::shared_ptr<const ServerConfig> config);
+  // Revocation (server_revocation.cc): attach_revocations returns `config` with every TLS context
+  // checking revocations_ (rebuilding those built without it); watch_revocations subscribes the
+  // per-worker sweep that closes live connections.
+  Result<std::shared_ptr<const ServerConfig>> attach_revocations(std::shared_ptr<const ServerConfig> config);
+  void watch_revocations();
   std::map<std::string, std::shared_ptr<const Cluster>> build_clusters(const ServerConfig& config);
   std::shared_ptr<const ListenerRuntime> make_runtime(const ServerConfig& config, size_t index,
                                                       const asio::ip::tcp::endpoint& local,
@@ -119,6 +133,7 @@ class Server {
   ListenerManagerStats listener_manager_stats_;
   std::shared_ptr<const ServerConfig> config_;
   std::shared_ptr<mtls::StaticSvidStore> identity_;
+  std::shared_ptr<mtls::RevocationPublisher> revocations_;
   asio::io_context main_io_{1};
   asio::signal_set signals_{main_io_};
   asio::steady_timer drain_timer_{main_io_};
@@ -139,6 +154,8 @@ class Server {
   std::string last_rotation_error_;
   std::vector<WorkerSlot> workers_;
   std::map<std::string, ActiveListener> listeners_;
+  // After workers_: unsubscribed before the workers its callback posts to are destroyed.
+  mtls::SvidSubscription revocation_subscription_;
   std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
   std::chrono::system_clock::time_point config_loaded_at_ = std::chrono::system_clock::now();
   std::chrono::steady_clock::time_point drain_deadline_{};

@@ -19,7 +19,7 @@ namespace portcullis::proxy {
   COUNTER(no_certificate)                    \
   COUNTER(session_reused)
 
-inline constexpr size_t kSvidRejectionCount = static_cast<size_t>(mtls::SvidRejection::kSanMismatch) + 1;
+inline constexpr size_t kSvidRejectionCount = static_cast<size_t>(mtls::SvidRejection::kRevoked) + 1;
 
 struct SslStats {
   PORTCULLIS_SSL_STATS(PORTCULLIS_DECLARE_COUNTER, PORTCULLIS_DECLARE_GAUGE)

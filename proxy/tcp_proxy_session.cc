@@ -442,15 +442,34 @@ std::string TcpProxySession::peer_address() const {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
-void TcpProxySession::audit(const char* decision, std::string policy, std::string reason) {
+TcpProxySession::VerifiedPeers TcpProxySession::verified_peers() const {
+  VerifiedPeers out;
+  if (state_ == State::kClosed) return out;  // closed already, still linked until destroyed
+  if (downstream_.tls && downstream_.tls->peer()) out.downstream = &*downstream_.tls->peer();
+  if (upstream_.tls && upstream_.tls->peer()) out.upstream = &*upstream_.tls->peer();
+  return out;
+}
+
+void TcpProxySession::close_revoked(const mtls::PeerIdentity& peer, const mtls::RevokedSerial& revoked) {
+  const bool downstream = downstream_.tls && downstream_.tls->peer() && &*downstream_.tls->peer() == &peer;
+  spdlog::info("{} {}: closing connection {}: {} peer {} presented revoked serial {}",
+               downstream ? "listener" : "cluster", downstream ? listener_->name : cluster_.name(), id_,
+               downstream ? "downstream" : "upstream", peer.spiffe_id, peer.serial);
+  audit("revoked", "", std::string(downstream ? "downstream" : "upstream") + " peer certificate serial " + peer.serial +
+                           " was revoked", &peer);
+  close();
+}
+
+void TcpProxySession::audit(const char* decision, std::string policy, std::string reason, const mtls::PeerIdentity* peer) {
   if (listener_->audit == nullptr) return;
   AuditRecord r;
   r.connection_id = id_;
   r.listener = listener_->name;
   r.peer_address = peer_address();
-  if (downstream_.tls && downstream_.tls->peer()) {
-    r.peer_spiffe_id = downstream_.tls->peer()->spiffe_id;
-    r.cert_serial = downstream_.tls->peer()->serial;
+  if (peer == nullptr && downstream_.tls && downstream_.tls->peer()) peer = &*downstream_.tls->peer();
+  if (peer != nullptr) {
+    r.peer_spiffe_id = peer->spiffe_id;
+    r.cert_serial = peer->serial;
   }
   r.decision = decision;
   r.policy = std::move(policy);

@@ -37,6 +37,8 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession>, pu
   ~TcpProxySession() override;
 
   void close_now() override { close(); }
+  VerifiedPeers verified_peers() const override;
+  void close_revoked(const mtls::PeerIdentity& peer, const mtls::RevokedSerial& revoked) override;
 
  private:
   enum class State { kDownstreamHandshake, kConnecting, kUpstreamHandshake, kProxying, kClosed };
@@ -98,7 +100,8 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession>, pu
   void wait_writable(Direction& d);
   void count_bytes(const Direction& d, size_t n, bool received);
 
-  void audit(const char* decision, std::string policy, std::string reason);
+  // audit writes a record about the downstream peer, or about `peer` when given.
+  void audit(const char* decision, std::string policy, std::string reason, const mtls::PeerIdentity* peer = nullptr);
   std::string peer_address() const;
 
   void arm_phase_timer(std::chrono::nanoseconds after);

@@ -96,10 +96,12 @@ void WorkloadAgent::ensure_workload(const kernel::Attestation& attestation, Done
 void WorkloadAgent::request_svids(const Selectors& selectors, uint32_t count) {
   Workload& w = workloads_[selectors];
   w.in_flight = true;
-  uint64_t generation = ++w.generation;
+  // Generations are unique across sets: a set erased on exit and re-created by a new process must
+  // not accept the answer to the old set's request.
+  uint64_t generation = w.generation = ++request_ids_;
   v1::SignWorkloadSvidsRequest req;
   v1::WorkloadCsrs* csrs = req.add_workloads();
-  csrs->set_workload_key(std::to_string(++request_ids_));
+  csrs->set_workload_key(std::to_string(generation));
   for (const auto& s : selectors) *csrs->add_selectors() = selector_to_proto(s);
   std::vector<bssl::UniquePtr<EVP_PKEY>> keys;
   for (uint32_t i = 0; i < count; ++i) {
@@ -204,7 +206,7 @@ void WorkloadAgent::issuance_failed(const Selectors& selectors, Workload& w, con
     // connection after the backoff asks again.
     w.retry_after = deps_.timer.now() + delay;
   }
-  node_error_ = why;
+  audit("svid_request_failed", "", "", why);
   answer(w, deps_.store.for_caller(mtls::CallerInfo{.selectors = selectors}));
 }
 

@@ -24,7 +24,7 @@ inline constexpr const char* kTrustDomain = "example.org";
 
 struct TestAuthority {
   std::string dir;
-  std::unique_ptr<authority::AuthorityCore> core;
+  std::shared_ptr<authority::AuthorityCore> core;
 
   static std::unique_ptr<TestAuthority> create(StatsStore& stats, std::chrono::seconds workload_ttl,
                                                std::chrono::seconds node_ttl) {
@@ -53,7 +53,7 @@ struct TestAuthority {
     options.trust_domain = kTrustDomain;
     options.default_x509_svid_ttl = workload_ttl;
     options.node_svid_ttl = node_ttl;
-    out->core = std::make_unique<authority::AuthorityCore>(options, std::move(ca.value()), std::move(store.value()),
+    out->core = std::make_shared<authority::AuthorityCore>(options, std::move(ca.value()), std::move(store.value()),
                                                            stats, nullptr);
     return out;
   }

@@ -149,7 +149,8 @@ void WorkloadAgent::open_stream() {
 void WorkloadAgent::on_update(v1::AuthorityUpdate update) {
   authority_ok();
   stream_backoff_.reset();
-  if (update.has_bundle() && apply_bundle(update.bundle())) {
+  auto before = deps_.store.bundle();
+  if (update.has_bundle() && apply_bundle(update.bundle()) && deps_.store.bundle() != before) {
     // The authority is verified by the bundle too: a CA rotation must reach the connection.
     auto creds = std::make_shared<NodeCredentials>();
     if (auto svid = deps_.store.node_svid()) creds->node_svid = std::make_shared<const mtls::X509Svid>(clone_svid(*svid));
@@ -190,7 +191,9 @@ bool WorkloadAgent::apply_bundle(const v1::Bundle& proto) {
     audit("authority_error", "", "", bundle.ok() ? "bundle for another trust domain" : bundle.error().message);
     return false;
   }
-  if (!deps_.store.update_bundle(std::move(bundle.value()))) return false;
+  auto current = deps_.store.bundle();
+  if (current && (*bundle)->sequence() == current->sequence()) return true;
+  if (!deps_.store.update_bundle(std::move(bundle.value()))) return false;  // older: kept ours
   stats_.bundle_updates.inc();
   return true;
 }

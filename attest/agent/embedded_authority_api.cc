@@ -4,6 +4,30 @@
 
 namespace portcullis::attest::agent {
 
+Result<std::shared_ptr<authority::AuthorityCore>> open_embedded_authority(const AgentConfig& config, StatsStore& stats,
+                                                                          AuditLog* audit) {
+  if (!config.embedded) return make_error(ErrorCode::kInvalidArgument, "identity has no embedded_authority");
+  const std::string& dir = config.embedded->data_dir;
+  authority::CaOptions ca_options;
+  ca_options.trust_domain = config.trust_domain;
+  ca_options.data_dir = dir + "/ca";
+  ca_options.stats = &stats;
+  auto ca = authority::CertificateAuthority::open(ca_options);
+  if (!ca.ok()) return make_error(ca.error().code, "embedded authority CA in " + ca_options.data_dir + ": " + ca.error().message);
+  auto store = authority::AuthorityStore::open(dir + "/authority.db", stats);
+  if (!store.ok()) return make_error(store.error().code, "embedded authority store: " + store.error().message);
+  authority::AuthorityCoreOptions options;
+  options.trust_domain = config.trust_domain;
+  options.join_token_attestor = false;
+  auto core = std::make_shared<authority::AuthorityCore>(options, std::move(ca.value()), std::move(store.value()), stats,
+                                                         audit);
+  if (!config.embedded->entries_file.empty()) {
+    auto seeded = core->seed_entries_file(config.embedded->entries_file);
+    if (!seeded.ok()) return make_error(seeded.error().code, "entries_file: " + seeded.error().message);
+  }
+  return core;
+}
+
 EmbeddedAuthorityApi::EmbeddedAuthorityApi(authority::AuthorityCore& core, grpc::Executor& loop,
                                            const std::string& hostname)
     : core_(core), loop_(loop), node_id_(core.embedded_node_id(hostname)) {}

@@ -3,11 +3,20 @@
 #include <memory>
 #include <string>
 
+#include "attest/agent/agent_config.h"
 #include "attest/agent/authority_api.h"
 #include "attest/authority/authority_core.h"
 #include "common/grpc/call_context.h"
 
 namespace portcullis::attest::agent {
+
+// open_embedded_authority builds the in-process authority of `identity.embedded_authority`: its
+// CA (generated on first start, kept 0600) under <data_dir>/ca, its SQLite store at
+// <data_dir>/authority.db, default TTLs and limits, the join-token attestor off (the only node is
+// the embedded one), and the entries of entries_file seeded (idempotent). Fails naming the step.
+// Blocking (file and SQLite I/O): call at startup.
+Result<std::shared_ptr<authority::AuthorityCore>> open_embedded_authority(const AgentConfig& config, StatsStore& stats,
+                                                                          AuditLog* audit);
 
 // EmbeddedAuthorityApi is AuthorityApi over an in-process AuthorityCore (`identity.
 // embedded_authority`): no network hop, no TLS. The node is spiffe://<td>/node/embedded/<hostname>

@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -310,6 +312,35 @@ TEST_F(AgentTest, JwtSvidsAreMintedByTheAuthorityForTheWorkloadsView) {
                          [&](Result<std::string> t) { denied.set_value(std::move(t)); });
   auto d = denied.get_future().get();
   EXPECT_FALSE(d.ok());
+}
+
+TEST(EmbeddedAuthority, OpensFromConfigSeedsEntriesAndKeepsItsCaAcrossRestarts) {
+  char tmpl[] = "/tmp/portcullis-embedded-XXXXXX";
+  ASSERT_TRUE(mkdtemp(tmpl));
+  std::string dir = tmpl;
+  {
+    std::ofstream f(dir + "/entries.yaml");
+    f << "entries:\n  - spiffe_id: spiffe://example.org/seeded\n    selectors: [\"unix:uid:4242\"]\n";
+  }
+  AgentConfig config;
+  config.trust_domain = "example.org";
+  config.embedded = EmbeddedAuthorityConfig{dir + "/data", dir + "/entries.yaml"};
+  StatsStore stats;
+  std::string first_bundle;
+  {
+    auto core = open_embedded_authority(config, stats, nullptr);
+    ASSERT_TRUE(core.ok()) << core.error().message;
+    auto entries = (*core)->list_entries();
+    ASSERT_EQ(entries.entries_size(), 1);
+    EXPECT_EQ(entries.entries(0).spiffe_id(), "spiffe://example.org/seeded");
+    first_bundle = (*core)->bundle().SerializeAsString();
+  }
+  auto again = open_embedded_authority(config, stats, nullptr);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ((*again)->list_entries().entries_size(), 1) << "seeding is idempotent";
+  EXPECT_EQ((*again)->bundle().SerializeAsString(), first_bundle) << "the CA is persisted, not regenerated";
+  again->reset();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -50,3 +50,7 @@ endif()
 if(PORTCULLIS_BUILD_BENCH)
   find_package(benchmark REQUIRED)
 endif()
+
+# SQLite (libsqlite3-dev) for the attestation authority's store; CMake's FindSQLite3 gives
+# SQLite::SQLite3.
+find_package(SQLite3 REQUIRED)

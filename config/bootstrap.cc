@@ -221,6 +221,8 @@ void check_unique_names(const Bootstrap& b, ErrorList& errors, const Node& root)
 
 }  // namespace
 
+AuditConfig parse_audit_config(const Node& node, ErrorList& errors) { return parse_audit(node, errors); }
+
 uint64_t RuntimeLimits::connection_limit_for(const std::string& listener) const {
   auto it = listener_connection_limit.find(listener);
   return it == listener_connection_limit.end() ? kDefaultListenerConnectionLimit : it->second;

@@ -114,6 +114,9 @@ struct Bootstrap {
 // parse_typed_extension reads a `{name, typed_config: {'@type': ...}}` entry.
 TypedExtension parse_typed_extension(const Node& node, ErrorList& errors);
 
+// parse_audit_config reads an `audit:` block (the authority's config file has one too).
+AuditConfig parse_audit_config(const Node& node, ErrorList& errors);
+
 // parse_bootstrap checks the whole document and reports every problem into `errors`; the result
 // is only meaningful when `errors` stayed empty.
 Bootstrap parse_bootstrap(const Node& root, ErrorList& errors);

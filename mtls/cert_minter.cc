@@ -8,6 +8,7 @@
 #include <openssl/obj.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
 #include "mtls/ssl_error.h"
@@ -77,6 +78,39 @@ bool add_eku(X509* cert, const CertSpec& spec) {
   return add_extension(cert, NID_ext_key_usage, false, eku.get());
 }
 
+bool add_raw_extensions(X509* cert, const CertSpec& spec) {
+  for (const RawExtension& e : spec.extra_extensions) {
+    bssl::UniquePtr<ASN1_OBJECT> obj(OBJ_txt2obj(e.oid.c_str(), /*dont_search_names=*/1));
+    bssl::UniquePtr<ASN1_OCTET_STRING> value(ASN1_OCTET_STRING_new());
+    if (!obj || !value ||
+        !ASN1_OCTET_STRING_set(value.get(), reinterpret_cast<const uint8_t*>(e.der_value.data()), static_cast<int>(e.der_value.size()))) {
+      return false;
+    }
+    bssl::UniquePtr<X509_EXTENSION> ext(X509_EXTENSION_create_by_OBJ(nullptr, obj.get(), e.critical ? 1 : 0, value.get()));
+    if (!ext || !X509_add_ext(cert, ext.get(), -1)) return false;
+  }
+  return true;
+}
+
+// add_key_identifiers: SKID is the SHA-1 of the SubjectPublicKeyInfo (RFC 5280 4.2.1.2 only asks
+// for a value unique to the key); AKID copies the issuer's SKID (a self-signed cert's own).
+bool add_key_identifiers(X509* cert, X509* issuer) {
+  uint8_t digest[SHA_DIGEST_LENGTH];
+  unsigned len = 0;
+  if (!X509_pubkey_digest(cert, EVP_sha1(), digest, &len)) return false;
+  bssl::UniquePtr<ASN1_OCTET_STRING> skid(ASN1_OCTET_STRING_new());
+  if (!skid || !ASN1_OCTET_STRING_set(skid.get(), digest, static_cast<int>(len)) ||
+      !add_extension(cert, NID_subject_key_identifier, false, skid.get())) {
+    return false;
+  }
+  const ASN1_OCTET_STRING* issuer_skid = issuer ? X509_get0_subject_key_id(issuer) : skid.get();
+  if (issuer_skid == nullptr) return true;
+  bssl::UniquePtr<AUTHORITY_KEYID> akid(AUTHORITY_KEYID_new());
+  if (!akid) return false;
+  akid->keyid = ASN1_OCTET_STRING_dup(issuer_skid);
+  return akid->keyid && add_extension(cert, NID_authority_key_identifier, false, akid.get());
+}
+
 bool set_validity(X509* cert, const CertSpec& spec) {
   auto to_time = [](std::chrono::system_clock::time_point t) { return std::chrono::system_clock::to_time_t(t); };
   bssl::UniquePtr<ASN1_TIME> nb(ASN1_TIME_set(nullptr, to_time(spec.not_before)));
@@ -138,7 +172,8 @@ Result<MintedCert> mint_certificate(const CertSpec& spec, const MintedCert* issu
   if (!X509_set_version(cert, X509_VERSION_3) || !set_random_serial(cert) || !X509_set_subject_name(cert, name.get()) ||
       !X509_set_issuer_name(cert, issuer_name) || !set_validity(cert, spec) || !X509_set_pubkey(cert, out.key.get()) ||
       !add_basic_constraints(cert, spec) || !add_key_usage(cert, spec.key_usage) || !add_eku(cert, spec) ||
-      !add_sans(cert, spec)) {
+      !add_sans(cert, spec) || !add_raw_extensions(cert, spec) ||
+      (spec.key_identifiers && !add_key_identifiers(cert, issuer ? issuer->cert.get() : nullptr))) {
     return ssl_failure("building certificate");
   }
   EVP_PKEY* signer = issuer ? issuer->key.get() : out.key.get();

@@ -21,6 +21,13 @@ enum KeyUsageBits : uint32_t {
   kKuCrlSign = 1u << 6,
 };
 
+// RawExtension is an extension minted as given: an OID (dotted) and its DER value.
+struct RawExtension {
+  std::string oid;
+  bool critical = false;
+  std::string der_value;
+};
+
 // CertSpec describes a certificate to mint. The defaults make an X.509-SVID leaf; callers set
 // fields to make CAs or deliberately broken certificates for tests.
 struct CertSpec {
@@ -34,6 +41,10 @@ struct CertSpec {
   bool client_auth = true;
   std::chrono::system_clock::time_point not_before = std::chrono::system_clock::now() - std::chrono::minutes(5);
   std::chrono::system_clock::time_point not_after = std::chrono::system_clock::now() + std::chrono::hours(1);
+  // key_identifiers adds subjectKeyIdentifier and (when the issuer has one) authorityKeyIdentifier,
+  // so path building picks the right CA when several share a name (CA rotation overlap).
+  bool key_identifiers = false;
+  std::vector<RawExtension> extra_extensions;
 };
 
 // MintedCert owns a certificate and its private key.

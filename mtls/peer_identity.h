@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace portcullis::mtls {
 
@@ -12,6 +13,9 @@ struct PeerIdentity {
   std::string trust_domain;
   std::string serial;    // leaf serial number, lowercase hex
   int64_t not_after = 0;  // leaf expiry, Unix seconds
+  // attested_claims are the leaf's attested-claims extension ("TYPE:KEY:VALUE", sorted; empty
+  // when the certificate has none): what the issuing authority verified about the workload.
+  std::vector<std::string> attested_claims;
 };
 
 }  // namespace portcullis::mtls

@@ -123,6 +123,7 @@ const char* svid_rejection_name(SvidRejection r) {
     case SvidRejection::kNotYetValid: return "not_yet_valid";
     case SvidRejection::kBadSignature: return "bad_signature";
     case SvidRejection::kChainInvalid: return "chain_invalid";
+    case SvidRejection::kInvalidAttestedClaims: return "invalid_attested_claims";
     case SvidRejection::kSanMismatch: return "san_mismatch";
     case SvidRejection::kRevoked: return "revoked";
   }
@@ -170,7 +171,11 @@ bool verify_x509_svid(std::span<X509* const> chain, const TrustBundleSet& bundle
   if (err != X509_V_OK) {
     return fail(out_error, map_x509_error(err), clip(id->str()) + ": " + X509_verify_cert_error_string(err));
   }
-  *out_identity = PeerIdentity{id->str(), std::string(id->trust_domain()), serial_hex(leaf), not_after_unix(leaf)};
+  // Claims are read only from a chain that verified: an untrusted certificate's claims are noise.
+  auto claims = attested_claims_of(leaf, options.claims_limits);
+  if (!claims.ok()) return fail(out_error, SvidRejection::kInvalidAttestedClaims, clip(id->str()) + ": " + claims.error().message);
+  *out_identity = PeerIdentity{id->str(), std::string(id->trust_domain()), serial_hex(leaf), not_after_unix(leaf),
+                               std::move(claims.value())};
   return true;
 }
 

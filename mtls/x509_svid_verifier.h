@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "mtls/attested_claims.h"
 #include "mtls/peer_identity.h"
 #include "mtls/trust_bundle.h"
 
@@ -30,6 +31,7 @@ enum class SvidRejection {
   kNotYetValid,
   kBadSignature,
   kChainInvalid,
+  kInvalidAttestedClaims,  // the attested-claims extension is present but malformed
   kSanMismatch,  // a valid SVID, but not one the context's SAN matchers accept
   kRevoked,      // a valid SVID whose serial the authority revoked (keep last: stats arrays size by it)
 };
@@ -45,13 +47,15 @@ struct SvidVerifyError {
 struct VerifyOptions {
   std::chrono::seconds clock_skew{30};
   std::chrono::system_clock::time_point now = std::chrono::system_clock::now();
+  AttestedClaimsLimits claims_limits;
 };
 
 // verify_x509_svid checks `chain` (leaf first, then intermediates as the peer sent them) as an
 // X.509-SVID: exactly one URI SAN holding a SPIFFE ID with a workload path, a non-CA leaf with
 // digitalSignature and neither keyCertSign nor cRLSign, and an RFC 5280 path to the bundle of
 // the ID's own trust domain (so one trust domain's CA cannot vouch for another's IDs), with
-// validity checked at `now` allowing `clock_skew`. Thread-safe; allocates only while verifying.
+// validity checked at `now` allowing `clock_skew`; then the leaf's attested claims, if any, must
+// decode (a malformed extension fails the SVID: a peer must not be half-trusted). Thread-safe; allocates only while verifying.
 // On failure `*out_error` says why.
 bool verify_x509_svid(std::span<X509* const> chain, const TrustBundleSet& bundles, const VerifyOptions& options,
                       PeerIdentity* out_identity, SvidVerifyError* out_error);

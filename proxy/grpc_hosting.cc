@@ -75,4 +75,11 @@ grpc::HealthService* GrpcHosting::health(std::string_view name) const {
   return nullptr;
 }
 
+GrpcServer* GrpcHosting::server(std::string_view name) const {
+  for (const auto& h : servers_) {
+    if (h.name == name) return h.server.get();
+  }
+  return nullptr;
+}
+
 }  // namespace portcullis::proxy

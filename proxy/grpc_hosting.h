@@ -57,6 +57,8 @@ class GrpcHosting {
   std::string bound_address(std::string_view name) const;
   // health of the server `name`, or nullptr.
   grpc::HealthService* health(std::string_view name) const;
+  // server `name`, or nullptr (e.g. to rotate its TLS context).
+  GrpcServer* server(std::string_view name) const;
 
  private:
   struct Hosted {

@@ -12,6 +12,7 @@
 #include "common/audit.h"
 #include "common/logging.h"
 #include "config/yaml_file.h"
+#include "proxy/cli_authority_admin.h"
 #include "proxy/exit_codes.h"
 #include "proxy/server.h"
 #include "proxy/version_info.h"
@@ -53,6 +54,8 @@ int main(int argc, char** argv) {
   std::string audit_file;
   audit_verify->add_option("file", audit_file, "The audit log (JSON lines)")->required();
   audit_cmd->require_subcommand(1);
+  proxy::AdminCli admin_cli;
+  proxy::add_admin_commands(app, admin_cli);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -72,6 +75,7 @@ int main(int argc, char** argv) {
     std::cout << "OK: " << *checked << " records, hash chain intact\n";
     return proxy::kExitOk;
   }
+  if (admin_cli.selected()) return proxy::run_admin_command(admin_cli);
   if (opts.config_path.empty()) {
     std::cerr << "error: --config-path is required (see --help)\n";
     return proxy::kExitUsage;

@@ -42,6 +42,7 @@ struct TlsPeer {
   std::string trust_domain;
   std::string serial;     // leaf serial, lowercase hex
   int64_t not_after = 0;  // leaf expiry, Unix seconds
+  std::vector<std::string> attested_claims;  // the leaf's attested-claims extension, sorted
 };
 
 // PeerInfo describes the connection a call arrived on. One instance per connection, shared by

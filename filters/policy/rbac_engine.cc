@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "filters/policy/rbac_http_matchers.h"
+#include "mtls/attested_claims.h"
 
 namespace portcullis::filters {
 namespace {
@@ -92,6 +93,21 @@ class AuthenticatedMatcher : public RbacMatcher {
   std::optional<config::StringMatcher> name_;
 };
 
+// AttestedMatcher is our extension of Envoy's Principal: the verified peer certificate carries
+// `claim` in its attested-claims extension (what the authority checked when it issued it).
+class AttestedMatcher : public RbacMatcher {
+ public:
+  explicit AttestedMatcher(std::string claim) : claim_(std::move(claim)) {}
+  bool matches(const RbacInput& in) const override {
+    if (!in.authenticated) return false;
+    return std::find(in.peer_attested_claims.begin(), in.peer_attested_claims.end(), claim_) !=
+           in.peer_attested_claims.end();
+  }
+
+ private:
+  std::string claim_;
+};
+
 class SniMatcher : public RbacMatcher {
  public:
   explicit SniMatcher(config::StringMatcher m) : m_(std::move(m)) {}
@@ -119,6 +135,20 @@ std::unique_ptr<RbacMatcher> parse_cidr(const Node& node, CidrMatcher::Field fie
     return nullptr;
   }
   return std::make_unique<CidrMatcher>(field, ip, len);
+}
+
+std::unique_ptr<RbacMatcher> parse_attested(const Node& node, ErrorList& errors) {
+  MapReader r(node, errors);
+  std::string selector;
+  bool has = r.string("selector", &selector, true);
+  r.finish();
+  if (!has) return nullptr;
+  if (auto problem = mtls::attested_claim_problem(selector); !problem.empty()) {
+    auto at = r.get("selector");
+    errors.add(at->location(), at->path(), "'" + selector + "' " + problem + " (want TYPE:KEY:VALUE, e.g. unix:sha256:<hex>)");
+    return nullptr;
+  }
+  return std::make_unique<AttestedMatcher>(std::move(selector));
 }
 
 std::unique_ptr<RbacMatcher> parse_any(const Node& node, ErrorList& errors) {
@@ -235,6 +265,7 @@ std::unique_ptr<RbacMatcher> parse_principal(const Node& node, ErrorList& errors
     ar.finish();
     return std::make_unique<AuthenticatedMatcher>(std::move(name));
   }
+  if (*key == "attested") return parse_attested(v, errors);
   if (*key == "direct_remote_ip") return parse_cidr(v, CidrMatcher::Field::kDirectRemote, errors);
   if (*key == "remote_ip" || *key == "source_ip") return parse_cidr(v, CidrMatcher::Field::kRemote, errors);
   if (*key == "header") return parse_header_matcher(v, errors);

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -77,6 +78,8 @@ struct RbacInput {
   bool tls = false;                 // the connection is TLS
   bool authenticated = false;       // a verified peer certificate was presented
   std::string_view peer_spiffe_id;  // set when authenticated
+  // peer_attested_claims: the verified peer certificate's attested claims ("TYPE:KEY:VALUE").
+  std::span<const std::string> peer_attested_claims;
   IpAddress direct_remote_ip;
   IpAddress remote_ip;  // same as direct_remote_ip until a proxy protocol / XFF source exists
   IpAddress destination_ip;

@@ -128,6 +128,13 @@ void GrpcServer::drain() {
   }
 }
 
+void GrpcServer::set_tls(std::shared_ptr<const mtls::TlsContext> tls) {
+  for (const auto& loop : loops_) {
+    asio::post(loop->executor->io(), [loop, tls] { loop->tls = tls; });
+  }
+  options_.tls = std::move(tls);
+}
+
 void GrpcServer::stop() {
   for (const auto& loop : loops_) {
     asio::post(loop->executor->io(), [loop] {

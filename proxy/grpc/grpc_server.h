@@ -52,6 +52,9 @@ class GrpcServer {
   void drain();
   // stop closes the listener and every connection now: open calls end with CANCELLED.
   void stop();
+  // set_tls replaces the server certificate context for connections accepted from now on (a
+  // rotated SVID); live connections keep the one they started with. Thread-safe, like drain().
+  void set_tls(std::shared_ptr<const mtls::TlsContext> tls);
 
  private:
   struct Loop;

@@ -57,7 +57,7 @@ void GrpcServerConnection::do_handshake() {
     return close();
   }
   if (const auto& p = tls_->peer()) {
-    pending_peer_->tls = grpc::TlsPeer{p->spiffe_id, p->trust_domain, p->serial, p->not_after};
+    pending_peer_->tls = grpc::TlsPeer{p->spiffe_id, p->trust_domain, p->serial, p->not_after, p->attested_claims};
   }
   timer_.cancel();
   start_session();

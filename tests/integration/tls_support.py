@@ -30,7 +30,8 @@ RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
 # The names `ssl.fail_verify_spiffe.<reason>` takes (mtls/x509_svid_verifier.cc).
 SVID_REJECTIONS = ("no_certificate", "no_uri_san", "multiple_uri_sans", "invalid_spiffe_id", "no_workload_path",
                    "leaf_is_ca", "leaf_key_usage", "unknown_trust_domain", "unknown_ca", "intermediate_not_ca",
-                   "expired", "not_yet_valid", "bad_signature", "chain_invalid", "san_mismatch", "revoked")
+                   "expired", "not_yet_valid", "bad_signature", "chain_invalid", "invalid_attested_claims",
+                   "san_mismatch", "revoked")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,10 @@ RbacInput rbac_input_for(const ConnectionInfo& info) {
   RbacInput in;
   in.tls = info.tls;
   in.authenticated = info.peer != nullptr;
-  if (info.peer) in.peer_spiffe_id = info.peer->spiffe_id;
+  if (info.peer) {
+    in.peer_spiffe_id = info.peer->spiffe_id;
+    in.peer_attested_claims = info.peer->attested_claims;
+  }
   in.direct_remote_ip = info.remote_ip;
   in.remote_ip = info.remote_ip;
   in.destination_ip = info.local_ip;

@@ -91,10 +91,13 @@ TEST_P(RbacTable, DecidesAsEnvoy) {
   for (const auto& check : GetParam().checks) {
     std::string id = str(check, "id");
     std::string sni = str(check, "sni");
+    std::vector<std::string> claims;
+    for (const auto& c : check["claims"]) claims.push_back(c.as<std::string>());
     RbacInput in;
     in.authenticated = !id.empty();
     in.tls = check["tls"] ? check["tls"].as<bool>() : in.authenticated;
     in.peer_spiffe_id = id;
+    in.peer_attested_claims = claims;
     ASSERT_TRUE(in.direct_remote_ip.parse(str(check, "remote", "10.0.0.1")));
     in.remote_ip = in.direct_remote_ip;
     ASSERT_TRUE(in.destination_ip.parse(str(check, "local", "127.0.0.1")));
@@ -152,6 +155,19 @@ TEST(RbacConfig, ReportsBadRulesWithLocations) {
             std::vector<std::string>{"r.yaml:1:31: rules.policies.p.permissions[0]: a permission's rule name must be a string"});
   EXPECT_EQ(errors_for("{policies: {p: {permissions: [{destination_ip: {address_prefix: nope, prefix_len: 8}}], principals: [{any: true}]}}}"),
             std::vector<std::string>{"r.yaml:1:48: rules.policies.p.permissions[0].destination_ip.address_prefix: 'nope' is not an IP address"});
+}
+
+TEST(RbacConfig, AttestedPrincipalNeedsAWellFormedSelector) {
+  EXPECT_EQ(errors_for("{policies: {p: {permissions: [{any: true}], principals: [{attested: {selector: 'unix:sha256'}}]}}}"),
+            std::vector<std::string>{"r.yaml:1:80: rules.policies.p.principals[0].attested.selector: 'unix:sha256' is not "
+                                     "TYPE:KEY:VALUE (want TYPE:KEY:VALUE, e.g. unix:sha256:<hex>)"});
+  EXPECT_EQ(errors_for("{policies: {p: {permissions: [{any: true}], principals: [{attested: {selector: 'Unix:uid:1'}}]}}}"),
+            std::vector<std::string>{"r.yaml:1:80: rules.policies.p.principals[0].attested.selector: 'Unix:uid:1' TYPE and "
+                                     "KEY may only hold a-z, 0-9, '_', '.' and '-' (want TYPE:KEY:VALUE, e.g. unix:sha256:<hex>)"});
+  EXPECT_EQ(errors_for("{policies: {p: {permissions: [{any: true}], principals: [{attested: {}}]}}}"),
+            std::vector<std::string>{"r.yaml:1:69: rules.policies.p.principals[0].attested.selector: missing required field"});
+  EXPECT_EQ(errors_for("{policies: {p: {permissions: [{any: true}], principals: [{attested: {selector: 'a:b:c', regex: x}}]}}}"),
+            std::vector<std::string>{"r.yaml:1:89: rules.policies.p.principals[0].attested.regex: unknown field 'regex'"});
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 // watcher, and a real-thread loop. Short TTLs (a few seconds) make rotation and expiry observable.
 #include "attest/agent/workload_agent.h"
 
+#include <openssl/bn.h>
+#include <openssl/mem.h>
+
 #include <signal.h>
 #include <unistd.h>
 

@@ -22,7 +22,6 @@
 #include "attest/kernel/kernel_attestor.h"
 #include "proxy/agent_timer.h"
 #include "proxy/authority_channel.h"
-#include "proxy/authority_tls.h"
 #include "proxy/grpc/asio_executor.h"
 #include "proxy/grpc/grpc_server.h"
 
@@ -69,13 +68,27 @@ class RemoteAgentTest : public ::testing::Test {
   void start(std::chrono::seconds node_ttl = 600s) {
     authority_ = TestAuthority::create(authority_stats_, 60s, node_ttl);
     ASSERT_TRUE(authority_);
-    auto tls = mint_authority_tls(*authority_->core, 600s);
+    // The authority's server TLS: its own SVID from its CA, client SVIDs optional at the TLS
+    // level (AttestNode has none) and checked per call by the service.
+    auto cert = authority_->core->ca().issue_server_certificate({}, 600s);
+    ASSERT_TRUE(cert.ok()) << cert.error().message;
+    std::string bundle_pem;
+    const auto authority_bundle = authority_->core->bundle();
+    for (const auto& der : authority_bundle.x509_authorities()) bundle_pem += mtls::der_to_pem("CERTIFICATE", der);
+    mtls::TlsContextConfig server_tls;
+    server_tls.server = true;
+    server_tls.certificate_chain = mtls::DataSource{"", cert->certificate_chain_pem};
+    server_tls.private_key = mtls::DataSource{"", cert->private_key_pem};
+    server_tls.trust_domains.push_back(
+        mtls::TrustDomainSource{attest::agent::testing::kTrustDomain, mtls::DataSource{"", bundle_pem}});
+    server_tls.alpn_protocols = {"h2"};
+    auto tls = mtls::TlsContext::create(server_tls);
     ASSERT_TRUE(tls.ok()) << tls.error().message;
     auto service = std::make_shared<attest::authority::AuthorityService>(authority_->core, std::vector<uid_t>{},
                                                                           authority_stats_, nullptr);
     auto registry = std::make_shared<grpc::ServiceRegistry>();
     ASSERT_TRUE(attest::authority::AuthorityService::register_authority(service, *registry).ok());
-    auto server = GrpcServer::create({"authority", config::Address{config::SocketAddress{"127.0.0.1", 0}}, {}, tls->context},
+    auto server = GrpcServer::create({"authority", config::Address{config::SocketAddress{"127.0.0.1", 0}}, {}, tls.value()},
                                      registry, authority_stats_);
     ASSERT_TRUE(server.ok()) << server.error().message;
     server_ = std::move(server.value());

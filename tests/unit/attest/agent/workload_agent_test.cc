@@ -18,6 +18,8 @@
 
 #include "attest/agent/embedded_authority_api.h"
 #include "attest/kernel/kernel_attestor.h"
+#include "attest/workload_api/workload_api_service.h"
+#include "common/grpc/fake_server_call.h"
 #include "authority_fixture.h"
 #include "../kernel/test_process.h"
 #include "test_loop.h"
@@ -53,7 +55,7 @@ class AgentTest : public ::testing::Test {
     auto attestor = kernel::KernelAttestor::create({}, stats_);
     ASSERT_TRUE(attestor.ok()) << attestor.error().message;
     attestor_ = std::move(attestor.value());
-    store_ = std::make_unique<AttestedSvidStore>(testing::kTrustDomain, mtls::JwtValidateOptions{}, stats_);
+    store_ = std::make_unique<AttestedSvidStore>(testing::kTrustDomain, mtls::JwtValidateOptions{}, stats_, fallback_);
     revocations_ = std::make_unique<mtls::RevocationPublisher>(stats_);
     embedded_ = std::make_unique<EmbeddedAuthorityApi>(*authority_->core, loop_, "testhost");
     api_ = std::make_unique<Partitionable>(*embedded_, loop_);
@@ -100,6 +102,7 @@ class AgentTest : public ::testing::Test {
   int64_t stat(const std::string& name) { return stats_.value(name).value_or(-1); }
   Readiness readiness() { return agent_->readiness(); }
 
+  std::string fallback_;  // unattested_fallback, set before start()
   StatsStore stats_, authority_stats_;
   TestLoop loop_;
   std::unique_ptr<TestAuthority> authority_;
@@ -315,6 +318,46 @@ TEST_F(AgentTest, JwtSvidsAreMintedByTheAuthorityForTheWorkloadsView) {
                          [&](Result<std::string> t) { denied.set_value(std::move(t)); });
   auto d = denied.get_future().get();
   EXPECT_FALSE(d.ok());
+}
+
+TEST_F(AgentTest, WorkloadApiFetchJwtSvidIsMintedByTheAuthority) {
+  REQUIRE_ROOT();
+  // The Workload API transport gives no selectors yet (the proxy wires attestation in), so the
+  // caller gets the unattested_fallback view: the SVID of the entry under test.
+  fallback_ = "spiffe://example.org/py";
+  start();
+  authority_->add_entry("spiffe://example.org/py", {"unix:uid:4242"});
+  auto p = child(4242);
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(ensure(*p));
+  auto service = WorkloadApiService::create(std::shared_ptr<mtls::SvidStore>(store_.get(), [](mtls::SvidStore*) {}),
+                                            stats_, nullptr);
+  grpc::ServiceRegistry registry;
+  ASSERT_TRUE(WorkloadApiService::register_with(service, registry).ok());
+  grpc::ServerCallContext ctx;
+  ctx.method = "/SpiffeWorkloadAPI/FetchJWTSVID";
+  ctx.metadata = {{"workload.spiffe.io", "true"}};
+  auto peer = std::make_shared<grpc::PeerInfo>();
+  peer->transport = grpc::PeerInfo::Transport::kUnix;
+  peer->credentials = grpc::PeerCredentials{p->pid(), 4242, 4242};
+  ctx.peer = std::move(peer);
+  JWTSVIDRequest req;
+  req.add_audience("db");
+  auto call = grpc::start_fake_call(registry, "/SpiffeWorkloadAPI/FetchJWTSVID", req.SerializeAsString(), std::move(ctx));
+  ASSERT_TRUE(wait_until([&] {
+    call->manual_executor()->run();
+    return call->done();
+  })) << "the reply comes after the authority answered";
+  ASSERT_EQ(call->final_status()->code, grpc::StatusCode::kOk) << call->final_status()->message;
+  auto resp = call->sent_as<JWTSVIDResponse>(0);
+  ASSERT_EQ(resp.svids_size(), 1);
+  EXPECT_EQ(resp.svids(0).spiffe_id(), "spiffe://example.org/py");
+  mtls::JwtSvidClaims claims;
+  mtls::JwtVerifyError error;
+  auto view = store_->for_caller({});
+  ASSERT_TRUE(view);
+  EXPECT_TRUE(mtls::validate_jwt_svid(resp.svids(0).svid(), "db", view->bundles, {}, &claims, &error)) << error.message;
+  EXPECT_EQ(*stats_.value("workload_api.jwt_svids_issued"), 1);
 }
 
 TEST(EmbeddedAuthority, OpensFromConfigSeedsEntriesAndKeepsItsCaAcrossRestarts) {

@@ -23,7 +23,8 @@ struct AgentLimits {
   std::chrono::milliseconds backoff_max{30000};
   std::chrono::seconds call_timeout{10};        // one authority call
   uint32_t max_workloads = 4096;                // distinct selector sets with SVIDs or in flight
-  uint32_t max_svids_per_workload = 16;         // entries one workload may hold at once
+  // Entries one workload may hold at once; the authority's max_csrs_per_workload (8) bounds it too.
+  uint32_t max_svids_per_workload = 8;
   uint32_t initial_csrs = 2;                    // CSRs sent before the match count is known
   std::chrono::seconds unmatched_retry{10};     // an unmatched workload is asked about again after this
   double rotate_jitter = 0.1;                   // ± fraction of rotate_at × TTL

@@ -89,8 +89,14 @@ void WorkloadAgent::ensure_workload(const kernel::Attestation& attestation, Done
     stats_.requests_deduplicated.inc();
     return;
   }
-  // Before node attestation the request waits; attestation kicks every waiting set.
-  if (deps_.store.node_svid()) request_svids(selectors, config_.limits.initial_csrs);
+  if (deps_.store.node_svid()) return request_svids(selectors, config_.limits.initial_csrs);
+  // Before node attestation the request waits (attestation kicks every waiting set), but not
+  // forever: a caller is refused after call_timeout rather than left hanging.
+  deps_.timer.after(std::chrono::duration_cast<std::chrono::milliseconds>(config_.limits.call_timeout),
+                    guard([this, selectors] {
+                      auto it = workloads_.find(selectors);
+                      if (it != workloads_.end() && !it->second.in_flight) answer(it->second, nullptr);
+                    }));
 }
 
 void WorkloadAgent::request_svids(const Selectors& selectors, uint32_t count) {
@@ -120,17 +126,9 @@ void WorkloadAgent::request_svids(const Selectors& selectors, uint32_t count) {
 void WorkloadAgent::on_svids(const Selectors& selectors, uint64_t generation, std::vector<bssl::UniquePtr<EVP_PKEY>> keys,
                              grpc::GrpcResult<v1::SignWorkloadSvidsResponse> result) {
   auto wit = workloads_.find(selectors);
-  if (wit == workloads_.end() || wit->second.generation != generation) {
-    // The set's last process exited while we asked: what was signed must not stay valid.
-    if (result.ok()) {
-      std::vector<IssuedSerial> orphans;
-      for (const auto& ws : result.value().workloads()) {
-        for (const auto& s : ws.svids()) orphans.push_back({s.serial(), s.spiffe_id(), Clock::time_point(std::chrono::seconds(s.expires_at()))});
-      }
-      if (!orphans.empty()) revoke(std::move(orphans), "workload exited");
-    }
-    return;
-  }
+  // An answer for a set whose last process exited meanwhile is dropped with its keys. Nothing
+  // served those SVIDs and their keys never left this process, so they need no revocation.
+  if (wit == workloads_.end() || wit->second.generation != generation) return;
   Workload& w = wit->second;
   w.in_flight = false;
   if (!result.ok()) {
@@ -146,10 +144,8 @@ void WorkloadAgent::on_svids(const Selectors& selectors, uint64_t generation, st
   const v1::WorkloadSvids& ws = resp.workloads(0);
   uint32_t wanted = std::min(ws.matched_entries(), config_.limits.max_svids_per_workload);
   if (static_cast<size_t>(ws.svids_size()) < wanted && keys.size() < wanted) {
-    // More entries matched than we sent CSRs for: ask again with enough, and void this batch.
-    std::vector<IssuedSerial> superseded;
-    for (const auto& s : ws.svids()) superseded.push_back({s.serial(), s.spiffe_id(), Clock::time_point(std::chrono::seconds(s.expires_at()))});
-    revoke(std::move(superseded), "superseded");
+    // More entries matched than we sent CSRs for: ask again with enough. This batch is dropped
+    // with its keys (never served, so nothing to revoke).
     return request_svids(selectors, wanted);
   }
   if (ws.svids_size() == 0) {

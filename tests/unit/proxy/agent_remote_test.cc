@@ -124,7 +124,6 @@ class RemoteAgentTest : public ::testing::Test {
       config.join_token = token_;
       config.limits.backoff_initial = 50ms;
       config.limits.backoff_max = 500ms;
-      config.limits.max_svids_per_workload = 8;
       agent_ = std::make_unique<attest::agent::WorkloadAgent>(
           config, attest::agent::WorkloadAgent::Deps{*api_, timer_, executor_, *exits_, *store_, revocations_.get(),
                                                      stats_, nullptr});

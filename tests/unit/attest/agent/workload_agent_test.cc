@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -46,7 +47,7 @@ bool wait_until(F pred, std::chrono::milliseconds timeout = 10s) {
 
 class AgentTest : public ::testing::Test {
  protected:
-  void start(std::chrono::seconds workload_ttl = 60s, std::chrono::seconds node_ttl = 600s) {
+  void start(std::chrono::seconds workload_ttl = 60s, std::chrono::seconds node_ttl = 600s, bool down = false) {
     authority_ = TestAuthority::create(authority_stats_, workload_ttl, node_ttl);
     ASSERT_TRUE(authority_);
     auto watcher = kernel::ExitWatcher::create();
@@ -59,12 +60,13 @@ class AgentTest : public ::testing::Test {
     revocations_ = std::make_unique<mtls::RevocationPublisher>(stats_);
     embedded_ = std::make_unique<EmbeddedAuthorityApi>(*authority_->core, loop_, "testhost");
     api_ = std::make_unique<Partitionable>(*embedded_, loop_);
+    loop_.run_sync([&] { api_->set_down(down); });
     AgentConfig config;
     config.trust_domain = testing::kTrustDomain;
     config.embedded = EmbeddedAuthorityConfig{authority_->dir, ""};
     config.limits.backoff_initial = 50ms;
     config.limits.backoff_max = 200ms;
-    config.limits.max_svids_per_workload = 8;
+    config.limits.call_timeout = 1s;
     loop_.run_sync([&] {
       agent_ = std::make_unique<WorkloadAgent>(
           config, WorkloadAgent::Deps{*api_, loop_, loop_, *exits_, *store_, revocations_.get(), stats_, nullptr});
@@ -151,6 +153,36 @@ TEST_F(AgentTest, AttestedChildGetsItsEntrysSvidAndAnUnmatchedOneGetsNone) {
   EXPECT_EQ(store_->for_caller(mtls::CallerInfo{.selectors = other.selectors}), nullptr);
   EXPECT_EQ(stat("agent.svids_issued"), 1);
   EXPECT_EQ(stat("agent.unmatched_workloads"), 1);
+}
+
+TEST_F(AgentTest, MoreMatchingEntriesThanFirstCsrsAreAllIssued) {
+  REQUIRE_ROOT();
+  start();
+  // Three entries match; the agent first sends initial_csrs (2) CSRs, learns matched_entries = 3
+  // and asks again with three.
+  std::vector<std::string> ids = {authority_->add_entry("spiffe://example.org/a", {"unix:uid:4242"}),
+                                  authority_->add_entry("spiffe://example.org/b", {"unix:uid:4242"}),
+                                  authority_->add_entry("spiffe://example.org/c", {"unix:uid:4242"})};
+  auto p = child(4242);
+  ASSERT_TRUE(p);
+  auto view = ensure(*p);
+  ASSERT_TRUE(view);
+  ASSERT_EQ(view->svids.size(), 3u);
+  std::set<std::string> got;
+  for (const auto& s : view->svids) got.insert(s.spiffe_id);
+  EXPECT_EQ(got, (std::set<std::string>{"spiffe://example.org/a", "spiffe://example.org/b", "spiffe://example.org/c"}));
+  EXPECT_EQ(stat("agent.svids_issued"), 3);
+}
+
+TEST_F(AgentTest, ACallerIsNotLeftHangingBeforeNodeAttestation) {
+  REQUIRE_ROOT();
+  start(60s, 600s, /*down=*/true);
+  auto p = child(4242);
+  ASSERT_TRUE(p);
+  auto begin = std::chrono::steady_clock::now();
+  EXPECT_EQ(ensure(*p), nullptr);
+  EXPECT_GE(std::chrono::steady_clock::now() - begin, 900ms) << "it waited for node attestation first";
+  EXPECT_EQ(readiness().reason.rfind("waiting for node attestation", 0), 0u) << readiness().reason;
 }
 
 TEST_F(AgentTest, ConcurrentRequestsForOneWorkloadShareOneIssuance) {
@@ -248,9 +280,10 @@ TEST_F(AgentTest, RotationRenewsBeforeRotateAtTimesTtl) {
     return v && v->svids[0].not_after != first_not_after;
   }));
   auto renewed_at = Clock::now();
-  // rotate_at 0.5 of a 4 s TTL with ±10 % jitter: 1.8-2.2 s after issuance (+ loop latency).
+  // rotate_at 0.5 of the remaining lifetime (3-4 s: notAfter has whole seconds) with ±10 %
+  // jitter: 1.35-2.2 s after issuance, plus loop latency.
   EXPECT_LT(renewed_at - issued_at, 3s);
-  EXPECT_GT(renewed_at - issued_at, 1500ms);
+  EXPECT_GT(renewed_at - issued_at, 1300ms);
   EXPECT_LT(renewed_at, first_not_after) << "renewed before the old one expired";
   EXPECT_GE(stat("agent.svids_renewed"), 1);
 }

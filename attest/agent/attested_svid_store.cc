@@ -56,7 +56,7 @@ void AttestedSvidStore::set_workload(const std::vector<std::string>& selectors, 
     slot.clear();
     for (auto& s : svids) slot.push_back(std::make_shared<const mtls::X509Svid>(std::move(s)));
   }
-  publish();
+  publish(&selectors);
 }
 
 void AttestedSvidStore::set_jwt_minter_factory(JwtMinterFactory factory) {
@@ -100,7 +100,7 @@ std::shared_ptr<const mtls::TrustBundle> AttestedSvidStore::bundle() const { ret
 std::shared_ptr<const mtls::X509Svid> AttestedSvidStore::node_svid() const { return node_svid_; }
 size_t AttestedSvidStore::workload_count() const { return workloads_.size(); }
 
-void AttestedSvidStore::publish() {
+void AttestedSvidStore::publish(const std::vector<std::string>* only) {
   ++version_;
   auto now = std::chrono::system_clock::now();
   auto view = [&](const std::vector<const mtls::X509Svid*>& svids, const std::vector<std::string>* selectors) {
@@ -114,19 +114,31 @@ void AttestedSvidStore::publish() {
     snap->jwt_validation = jwt_validation_;
     return std::shared_ptr<const Snapshot>(std::move(snap));
   };
+  auto build = [&](const std::vector<std::string>& selectors, const auto& svids) {
+    std::vector<const mtls::X509Svid*> raw;
+    for (const auto& s : svids) raw.push_back(s.get());
+    return view(raw, &selectors);
+  };
+  auto previous = state_.load();
   auto state = std::make_shared<State>();
   // No bundle, no identity: a view that cannot verify peers must not make the sidecar look ready.
   if (node_svid_ && bundle_) state->node_view = view({node_svid_.get()}, nullptr);
+  if (bundle_ && only) {
+    // One workload changed: every other view is reused as it is (with many workloads, rebuilding
+    // them all would make each issuance cost O(workloads)).
+    state->by_selectors = previous->by_selectors;
+    auto it = workloads_.find(*only);
+    if (it == workloads_.end()) state->by_selectors.erase(*only);
+    else state->by_selectors.insert_or_assign(*only, build(*only, it->second));
+  } else if (bundle_) {
+    for (const auto& [selectors, svids] : workloads_) state->by_selectors.emplace(selectors, build(selectors, svids));
+  }
   size_t count = 0;
   for (const auto& [selectors, svids] : workloads_) {
-    if (!bundle_) break;
-    std::vector<const mtls::X509Svid*> raw;
-    for (const auto& s : svids) raw.push_back(s.get());
-    count += raw.size();
-    state->by_selectors.emplace(selectors, view(raw, &selectors));
-    if (!fallback_spiffe_id_.empty() && !state->fallback_view) {
-      for (const auto* s : raw) {
-        if (s->spiffe_id == fallback_spiffe_id_) state->fallback_view = view({s}, &selectors);
+    count += svids.size();
+    for (const auto& s : svids) {
+      if (bundle_ && !state->fallback_view && !fallback_spiffe_id_.empty() && s->spiffe_id == fallback_spiffe_id_) {
+        state->fallback_view = view({s.get()}, &selectors);
       }
     }
   }

@@ -87,7 +87,9 @@ class AttestedSvidStore final : public mtls::SvidStore {
 
  private:
   struct State;
-  void publish();
+  // publish builds and publishes a new State: only the view of `only` is rebuilt when given, every
+  // view otherwise (the bundle, the node SVID, the minter or several workloads changed).
+  void publish(const std::vector<std::string>* only = nullptr);
 
   const std::string trust_domain_;
   const mtls::JwtValidateOptions jwt_validation_;

@@ -147,6 +147,27 @@ TEST_F(StoreTest, FallbackServesTheNamedSvidToUnmatchedCallers) {
   EXPECT_EQ(v->default_svid()->spiffe_id, "spiffe://example.org/legacy");
 }
 
+TEST_F(StoreTest, AWorkloadChangeRebuildsOnlyThatView) {
+  AttestedSvidStore store("example.org", {}, stats_);
+  store.update_bundle(bundle(1));
+  std::vector<mtls::X509Svid> a, b, b2;
+  a.push_back(svid("spiffe://example.org/a"));
+  b.push_back(svid("spiffe://example.org/b"));
+  b2.push_back(svid("spiffe://example.org/b"));
+  store.set_workload({"unix:uid:1"}, std::move(a));
+  store.set_workload({"unix:uid:2"}, std::move(b));
+  auto va = store.for_caller(caller({"unix:uid:1"}));
+  auto vb = store.for_caller(caller({"unix:uid:2"}));
+  store.set_workload({"unix:uid:2"}, std::move(b2));
+  EXPECT_EQ(store.for_caller(caller({"unix:uid:1"})), va) << "untouched view reused";
+  EXPECT_NE(store.for_caller(caller({"unix:uid:2"})), vb);
+  store.update_bundle(bundle(2));
+  auto va2 = store.for_caller(caller({"unix:uid:1"}));
+  ASSERT_TRUE(va2);
+  EXPECT_NE(va2, va) << "a new bundle reaches every view";
+  EXPECT_EQ(va2->own_bundle()->sequence(), 2u);
+}
+
 TEST_F(StoreTest, ReadersNeverSeeATornView) {
   AttestedSvidStore store("example.org", {}, stats_);
   store.update_bundle(bundle(1));

@@ -73,7 +73,10 @@ struct Readiness {
 //    per selector set (concurrent requests for the same set share one SignWorkloadSvids call) with
 //    fresh in-memory keys, stored in the AttestedSvidStore, renewed at rotate_at × TTL (± jitter)
 //    and dropped at not_after if renewal keeps failing. Each process is remembered by its pidfd
-//    (pid + start time), and its exit is watched.
+//    (pid + start time), and its exit is watched; a process whose pidfd cannot be watched is
+//    refused (its SVIDs could never be revoked). An unmatched set is answered from memory for
+//    limits.unmatched_retry; a caller arriving before node attestation waits at most
+//    limits.call_timeout.
 //  - Exit: when the LAST live process of a selector set exits, every unexpired serial issued for
 //    that set is revoked at the authority ("workload exited") and the set leaves the store. While
 //    another process with the same selectors lives, the SVIDs stay: the two are indistinguishable
@@ -107,7 +110,8 @@ class WorkloadAgent {
   // ensure_workload: `done` runs on the loop, never inline.
   void ensure_workload(const kernel::Attestation& attestation, Done done);
   Readiness readiness() const { return *readiness_.load(); }
-  size_t live_processes() const { return processes_.size(); }
+  // live_processes: attested processes being watched (any thread).
+  size_t live_processes() const { return static_cast<size_t>(stats_.live_processes.value()); }
 
  private:
   using Selectors = std::vector<std::string>;

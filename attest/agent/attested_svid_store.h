@@ -81,6 +81,7 @@ class AttestedSvidStore final : public mtls::SvidStore {
   // next_expiry is the earliest not_after held, if any.
   std::optional<std::chrono::system_clock::time_point> next_expiry() const;
 
+  // The writer's own state (agent loop only, like the writers).
   std::shared_ptr<const mtls::TrustBundle> bundle() const;
   std::shared_ptr<const mtls::X509Svid> node_svid() const;
   size_t workload_count() const;

@@ -77,20 +77,35 @@ void parse_jwt(const Node& node, IdentityConfig& out, ErrorList& errors) {
 
 }  // namespace
 
-std::optional<IdentityConfig> parse_identity_config(const Node& node, ErrorList& errors) {
+std::optional<IdentityConfig> parse_identity_config(const Node& node, ErrorList& errors,
+                                                    const AttestedIdentityParser& attested) {
   size_t before = errors.size();
   IdentityConfig out;
   out.location = node.location();
   MapReader r(node, errors);
   if (!r.valid()) return std::nullopt;
   if (r.string("trust_domain", &out.trust_domain, true)) check_trust_domain(*r.get("trust_domain"), out.trust_domain, errors);
-  if (auto s = r.get("static")) {
-    parse_static(*s, out, errors);
+  auto st = r.get("static");
+  auto remote = r.get("authority");
+  auto embedded = r.get("embedded_authority");
+  int sources = int(st.has_value()) + int(remote.has_value()) + int(embedded.has_value());
+  if (sources == 0) {
+    errors.add(node.location(), node.path(), "set exactly one identity source: static, authority or embedded_authority");
+  } else if (sources > 1) {
+    const Node& second = embedded ? *embedded : *remote;
+    errors.add(second.location(), second.path(),
+               "set exactly one identity source: static, authority or embedded_authority (found " +
+                   std::to_string(sources) + ")");
+  } else if (st) {
+    parse_static(*st, out, errors);
+  } else if (!attested) {
+    const Node& n = remote ? *remote : *embedded;
+    errors.add(n.location(), n.path(), "an attested identity source is not available here");
   } else {
-    errors.add(node.location(), node.path() + ".static",
-               "missing required field (static is the only identity source until attestation exists)");
+    out.source = IdentitySource::kAttested;
   }
   if (auto j = r.get("jwt_svid")) parse_jwt(*j, out, errors);
+  if (out.source == IdentitySource::kAttested) attested(r, out);
   r.finish();
   if (errors.size() != before) return std::nullopt;
   return out;

@@ -33,6 +33,16 @@ struct X509Svid {
   std::string key_pem() const;  // PKCS#8 PEM
 };
 
+// JwtMinter mints JWT-SVIDs somewhere other than this process's own key: the attestation agent's
+// implementation asks the authority (MintJwtSvid), which holds the signing key. done() runs
+// exactly once, on any thread and possibly inline; the caller posts to its own loop. Thread-safe.
+class JwtMinter {
+ public:
+  using Done = std::function<void(Result<std::string> token)>;
+  virtual ~JwtMinter() = default;
+  virtual void mint(const SpiffeId& subject, std::vector<std::string> audience, Done done) const = 0;
+};
+
 // IdentitySnapshot is everything a workload's identity consists of at one moment. Published as
 // `shared_ptr<const IdentitySnapshot>`: immutable, shared by every reader, never changed after
 // publication (a rotation publishes a new one), so it is read from any thread without locks.
@@ -45,7 +55,11 @@ struct IdentitySnapshot {
   // Own and federated bundles by bare trust domain name. The own bundle also carries our JWT
   // signer's public key, so tokens we mint validate against it.
   TrustBundleSet bundles;
-  std::shared_ptr<const JwtSigner> jwt_signer;  // null: this identity cannot mint JWT-SVIDs
+  // How JWT-SVIDs are minted: jwt_signer locally (static identity, with jwt_svid_ttl), or
+  // jwt_minter remotely (attested identity; the authority picks the TTL). Both null: this
+  // identity cannot mint JWT-SVIDs.
+  std::shared_ptr<const JwtSigner> jwt_signer;
+  std::shared_ptr<const JwtMinter> jwt_minter;
   std::chrono::seconds jwt_svid_ttl = kDefaultJwtSvidTtl;
   // How ValidateJWTSVID checks tokens (size limit, skew); `now` is filled per call.
   JwtValidateOptions jwt_validation;

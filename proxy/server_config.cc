@@ -58,9 +58,13 @@ std::shared_ptr<const mtls::TlsContext> build_tls(const config::TypedExtension& 
   return ctx.value();
 }
 
-std::optional<mtls::IdentityConfig> build_identity(const config::Node& node, config::ErrorList& errors) {
-  auto identity = mtls::parse_identity_config(node, errors);
+std::optional<mtls::IdentityConfig> build_identity(const config::Node& node, ServerConfig& out,
+                                                  config::ErrorList& errors) {
+  auto identity = mtls::parse_identity_config(node, errors, [&](config::MapReader& r, const mtls::IdentityConfig& common) {
+    out.agent = attest::agent::parse_agent_config(r, common);
+  });
   if (!identity) return std::nullopt;
+  if (identity->source == mtls::IdentitySource::kAttested) return identity;
   if (auto loaded = mtls::load_static_identity(*identity); !loaded.ok()) {
     errors.add(node.location(), node.path(), loaded.error().message);
     return std::nullopt;
@@ -84,7 +88,7 @@ std::shared_ptr<const ServerConfig> build_server_config(const config::Node& root
   out->bootstrap = config::parse_bootstrap(root, errors);
   if (!overrides.service_node.empty()) out->bootstrap.node_id = overrides.service_node;
   if (!overrides.service_cluster.empty()) out->bootstrap.node_cluster = overrides.service_cluster;
-  if (out->bootstrap.identity) out->identity = build_identity(*out->bootstrap.identity, errors);
+  if (out->bootstrap.identity) out->identity = build_identity(*out->bootstrap.identity, *out, errors);
   filters::FilterBuildContext ctx{stats, out->bootstrap, errors};
   for (const auto& cluster : out->bootstrap.clusters) {
     if (cluster.transport_socket) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "attest/agent/agent_config.h"
 #include "attest/workload_api/workload_api_config.h"
 #include "common/stats.h"
 #include "config/bootstrap.h"
@@ -41,6 +42,9 @@ struct ServerConfig {
   // (load_static_identity) so that --mode validate and a reload catch bad ones. The Server builds
   // the one StaticSvidStore of the process from it.
   std::optional<mtls::IdentityConfig> identity;
+  // agent is the attested variant of `identity:` (authority or embedded_authority); set exactly
+  // when identity->source is kAttested. Its files are read when the agent starts.
+  std::optional<attest::agent::AgentConfig> agent;
   // The top-level `ext_authz_server:` block, when present, and its gRPC server limits.
   std::optional<filters::ExtAuthzServerConfig> ext_authz;
   GrpcServerLimits ext_authz_limits;

@@ -93,9 +93,11 @@ Status WorkloadApiService::register_with(const std::shared_ptr<WorkloadApiServic
         });
   }
   if (s.ok()) {
-    s = registry.add_unary<JWTSVIDRequest, JWTSVIDResponse>(
-        prefix + "FetchJWTSVID",
-        [self](const ServerCallContext& ctx, const JWTSVIDRequest& req) { return self->fetch_jwt_svid(ctx, req); });
+    s = registry.add_unary_async<JWTSVIDRequest, JWTSVIDResponse>(
+        prefix + "FetchJWTSVID", [self](const ServerCallContext& ctx, const JWTSVIDRequest& req,
+                                        grpc::UnaryReply<JWTSVIDResponse> reply) {
+          self->fetch_jwt_svid(ctx, req, std::move(reply));
+        });
   }
   if (s.ok()) {
     s = registry.add_unary<ValidateJWTSVIDRequest, ValidateJWTSVIDResponse>(
@@ -200,38 +202,83 @@ bool WorkloadApiService::send(Stream<Resp>& stream, const ServerWriter<Resp>& wr
   return true;
 }
 
-GrpcResult<JWTSVIDResponse> WorkloadApiService::fetch_jwt_svid(const ServerCallContext& ctx,
-                                                               const JWTSVIDRequest& req) {
+void WorkloadApiService::fetch_jwt_svid(const ServerCallContext& ctx, const JWTSVIDRequest& req,
+                                        grpc::UnaryReply<JWTSVIDResponse> reply) {
   stats_.fetch_jwt_svid.inc();
   auto view = check_call(ctx);
-  if (!view.ok()) return view.status();
-  if (req.audience_size() == 0) return count(GrpcStatus{StatusCode::kInvalidArgument, "audience must be specified"});
+  if (!view.ok()) return reply(view.status());
+  if (req.audience_size() == 0) return reply(count(GrpcStatus{StatusCode::kInvalidArgument, "audience must be specified"}));
   const mtls::IdentitySnapshot& snap = *view.value();
   if (!req.spiffe_id().empty()) {
     if (auto id = mtls::SpiffeId::parse(req.spiffe_id()); !id.ok()) {
-      return count(GrpcStatus{StatusCode::kInvalidArgument, "invalid requested SPIFFE ID: " + id.error().message});
+      return reply(count(GrpcStatus{StatusCode::kInvalidArgument, "invalid requested SPIFFE ID: " + id.error().message}));
     }
   }
-  if (!snap.jwt_signer) return count(GrpcStatus{StatusCode::kUnavailable, "no JWT-SVID signing key configured"});
+  if (!snap.jwt_signer && !snap.jwt_minter) {
+    return reply(count(GrpcStatus{StatusCode::kUnavailable, "no JWT-SVID signing key configured"}));
+  }
   std::vector<std::string> audience(req.audience().begin(), req.audience().end());
   std::string reason = "FetchJWTSVID aud=";
   for (size_t i = 0; i < audience.size(); ++i) reason += (i ? "," : "") + audience[i];
-  JWTSVIDResponse out;
+  std::vector<const mtls::X509Svid*> subjects;
   for (const auto& svid : snap.svids) {
-    if (!req.spiffe_id().empty() && svid.spiffe_id != req.spiffe_id()) continue;
-    auto id = mtls::SpiffeId::parse(svid.spiffe_id);
-    if (!id.ok()) return GrpcStatus{StatusCode::kInternal, "stored SVID has a bad SPIFFE ID"};
-    auto token = snap.jwt_signer->mint(*id, audience, snap.jwt_svid_ttl);
-    if (!token.ok()) return count(GrpcStatus{StatusCode::kInvalidArgument, token.error().message});
-    JWTSVID* j = out.add_svids();
-    j->set_spiffe_id(svid.spiffe_id);
-    j->set_svid(std::move(*token));
-    j->set_hint(svid.hint);
-    stats_.jwt_svids_issued.inc();
-    audit_issue(ctx, svid.spiffe_id, "", "jwt_svid", reason);
+    if (req.spiffe_id().empty() || svid.spiffe_id == req.spiffe_id()) subjects.push_back(&svid);
   }
-  if (out.svids_size() == 0) return count(GrpcStatus{StatusCode::kPermissionDenied, kNoIdentity});
-  return out;
+  if (subjects.empty()) return reply(count(GrpcStatus{StatusCode::kPermissionDenied, kNoIdentity}));
+  if (snap.jwt_minter) return mint_remotely(ctx, snap, subjects, std::move(audience), std::move(reason), std::move(reply));
+  JWTSVIDResponse out;
+  for (const auto* svid : subjects) {
+    auto id = mtls::SpiffeId::parse(svid->spiffe_id);
+    if (!id.ok()) return reply(GrpcStatus{StatusCode::kInternal, "stored SVID has a bad SPIFFE ID"});
+    auto token = snap.jwt_signer->mint(*id, audience, snap.jwt_svid_ttl);
+    if (!token.ok()) return reply(count(GrpcStatus{StatusCode::kInvalidArgument, token.error().message}));
+    JWTSVID* j = out.add_svids();
+    j->set_spiffe_id(svid->spiffe_id);
+    j->set_svid(std::move(*token));
+    j->set_hint(svid->hint);
+    stats_.jwt_svids_issued.inc();
+    audit_issue(ctx, svid->spiffe_id, "", "jwt_svid", reason);
+  }
+  reply(out);
+}
+
+// mint_remotely asks the snapshot's minter (the authority) for one token per subject and answers
+// when all are back, on the call's loop. Any refusal fails the whole call, as a local failure would.
+void WorkloadApiService::mint_remotely(const ServerCallContext& ctx, const mtls::IdentitySnapshot& snap,
+                                       const std::vector<const mtls::X509Svid*>& subjects, std::vector<std::string> audience,
+                                       std::string reason, grpc::UnaryReply<JWTSVIDResponse> reply) {
+  struct Pending {
+    JWTSVIDResponse out;
+    size_t remaining;
+    bool failed = false;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->remaining = subjects.size();
+  for (const auto* svid : subjects) {
+    JWTSVID* j = pending->out.add_svids();
+    j->set_spiffe_id(svid->spiffe_id);
+    j->set_hint(svid->hint);
+  }
+  auto self = shared_from_this();
+  for (size_t i = 0; i < subjects.size(); ++i) {
+    auto id = mtls::SpiffeId::parse(subjects[i]->spiffe_id);
+    if (!id.ok()) return reply(GrpcStatus{StatusCode::kInternal, "stored SVID has a bad SPIFFE ID"});
+    snap.jwt_minter->mint(*id, audience, [self, i, pending, reply, reason, executor = ctx.executor](Result<std::string> token) {
+      executor->post([self, i, pending, reply, reason, token = std::move(token)]() mutable {
+        if (pending->failed) return;
+        if (!token.ok()) {
+          pending->failed = true;
+          StatusCode code = token.error().code == ErrorCode::kPermissionDenied ? StatusCode::kPermissionDenied
+                                                                               : StatusCode::kUnavailable;
+          return reply(self->count(GrpcStatus{code, token.error().message}));
+        }
+        pending->out.mutable_svids(static_cast<int>(i))->set_svid(std::move(token.value()));
+        self->stats_.jwt_svids_issued.inc();
+        self->audit_issue(reply.context(), pending->out.svids(static_cast<int>(i)).spiffe_id(), "", "jwt_svid", reason);
+        if (--pending->remaining == 0) reply(pending->out);
+      });
+    });
+  }
 }
 
 GrpcResult<ValidateJWTSVIDResponse> WorkloadApiService::validate_jwt_svid(const ServerCallContext& ctx,

@@ -86,7 +86,13 @@ class WorkloadApiService : public std::enable_shared_from_this<WorkloadApiServic
   template <typename Resp>
   bool send(Stream<Resp>& stream, const grpc::ServerWriter<Resp>& writer, Resp response);
 
-  grpc::GrpcResult<JWTSVIDResponse> fetch_jwt_svid(const grpc::ServerCallContext& ctx, const JWTSVIDRequest& req);
+  // fetch_jwt_svid mints with the view's jwt_signer inline, or asks its jwt_minter (the
+  // authority) and replies when every token is back.
+  void fetch_jwt_svid(const grpc::ServerCallContext& ctx, const JWTSVIDRequest& req,
+                      grpc::UnaryReply<JWTSVIDResponse> reply);
+  void mint_remotely(const grpc::ServerCallContext& ctx, const mtls::IdentitySnapshot& snap,
+                     const std::vector<const mtls::X509Svid*>& subjects, std::vector<std::string> audience,
+                     std::string reason, grpc::UnaryReply<JWTSVIDResponse> reply);
   grpc::GrpcResult<ValidateJWTSVIDResponse> validate_jwt_svid(const grpc::ServerCallContext& ctx,
                                                              const ValidateJWTSVIDRequest& req);
   void audit_issue(const grpc::ServerCallContext& ctx, const std::string& spiffe_id, const std::string& serial,

@@ -47,15 +47,25 @@ Server::Server(ServerOptions options, StatsStore& stats, std::shared_ptr<const S
   }
 }
 
-Server::~Server() { shutdown(); }
+Server::~Server() {
+  shutdown();
+  // The agent and the exit watcher's thread post to main_io_, which is destroyed before them.
+  agent_.reset();
+  authority_api_.reset();
+  exit_watcher_.reset();
+}
 
 Status Server::start() {
   if (Status s = start_audit(); !s.ok()) return s;
-  if (config_->identity) {
+  main_thread_ = std::this_thread::get_id();
+  if (config_->agent) {
+    if (Status s = start_agent(); !s.ok()) return s;
+  } else if (config_->identity) {
     // Read again: the files may have changed since the config was validated.
     auto store = mtls::StaticSvidStore::create(*config_->identity, stats_);
     if (!store.ok()) return make_error(store.error().code, "identity: " + store.error().message);
-    identity_ = std::move(store.value());
+    static_identity_ = std::move(store.value());
+    identity_ = static_identity_;
   }
   if (Status s = apply(config_); !s.ok()) return s;
   if (Status s = start_admin(); !s.ok()) return s;
@@ -375,8 +385,8 @@ void Server::watch_tls_files() {
   for (const auto& [name, ctx] : config_->cluster_tls) {
     for (auto& f : ctx->watched_files()) files.push_back(f);
   }
-  if (identity_) {
-    for (auto& f : identity_->watched_files()) files.push_back(f);
+  if (static_identity_) {
+    for (auto& f : static_identity_->watched_files()) files.push_back(f);
   }
   asio::error_code ignored;
   if (tls_watch_fd_) tls_watch_fd_->close(ignored);  // a dup of the watcher's fd
@@ -413,7 +423,7 @@ void Server::wait_tls_files() {
 void Server::rotate_tls() {
   if (draining_) return;
   // The identity store counts, logs and publishes on its own; watchers are told on this thread.
-  if (identity_) identity_->reload();
+  if (static_identity_) static_identity_->reload();
   auto next = std::make_shared<ServerConfig>(*config_);
   bool changed = false;
   std::string errors;

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <asio/io_context.hpp>
@@ -25,6 +26,10 @@
 #include "mtls/sds/sds_service.h"
 #include "mtls/builtin_identity_selector.h"
 #include "mtls/revocation_set.h"
+#include "attest/agent/workload_agent.h"
+#include "attest/authority/authority_core.h"
+#include "proxy/agent_timer.h"
+#include "proxy/grpc/asio_executor.h"
 #include "mtls/static_svid_store.h"
 #include "proxy/server_config.h"
 #include "proxy/server_stats.h"
@@ -66,7 +71,11 @@ class Server {
   // identity is the `identity:` block's store (null without one), built by start() and kept for
   // the life of the process: the Workload API and SDS servers read and watch it. Its files rotate
   // with the TLS files (main thread), so watcher callbacks run on the main thread.
-  const std::shared_ptr<mtls::StaticSvidStore>& identity() const { return identity_; }
+  const std::shared_ptr<mtls::SvidStore>& identity() const { return identity_; }
+  // static_identity is identity() when the source is `static` (files), else null.
+  const std::shared_ptr<mtls::StaticSvidStore>& static_identity() const { return static_identity_; }
+  // agent is the attestation agent of an attested identity (authority or embedded_authority).
+  attest::agent::WorkloadAgent* agent() const { return agent_.get(); }
   // revocations is the process's revocation set, made with the Server and kept for its life.
   // Whoever learns of revocations (the agent's stream; tests) publishes into it, from any one
   // thread at a time. Every TLS context the Server runs checks handshakes against it, and each
@@ -142,7 +151,28 @@ class Server {
   ServerStats server_stats_;
   ListenerManagerStats listener_manager_stats_;
   std::shared_ptr<const ServerConfig> config_;
-  std::shared_ptr<mtls::StaticSvidStore> identity_;
+  std::shared_ptr<mtls::SvidStore> identity_;
+  std::shared_ptr<mtls::StaticSvidStore> static_identity_;
+  // The attested identity (server_agent.cc): kernel attestation of local workloads, the agent
+  // that gets their SVIDs from the authority (in-process when embedded), and its store.
+  Status start_agent();
+  // caller_for returns the CallerInfo of an attested process, first making sure the agent knows
+  // the process (its exit revokes) and, when its selector set holds no SVIDs yet, waiting up to
+  // limits.caller_wait for them. Worker threads only.
+  mtls::CallerInfo caller_for(const attest::kernel::Attestation& attestation);
+  void schedule_authority_maintenance();
+  // call_resolver attests Workload API and SDS callers (null without an attested identity).
+  mtls::CallerResolver call_resolver();
+  std::chrono::steady_clock::time_point next_authority_prune_{};
+  std::thread::id main_thread_;
+  std::shared_ptr<attest::authority::AuthorityCore> embedded_authority_;
+  std::unique_ptr<attest::kernel::KernelAttestor> attestor_;
+  std::unique_ptr<attest::kernel::ExitWatcher> exit_watcher_;
+  std::shared_ptr<attest::agent::AttestedSvidStore> attested_store_;
+  std::unique_ptr<AsioExecutor> main_executor_;
+  std::unique_ptr<AgentTimer> agent_timer_;
+  std::unique_ptr<attest::agent::AuthorityApi> authority_api_;
+  std::unique_ptr<attest::agent::WorkloadAgent> agent_;
   std::shared_ptr<mtls::RevocationPublisher> revocations_;
   mtls::CallerLookup caller_lookup_;
   mtls::BuiltinIdentityOptions builtin_identity_options_;
@@ -162,6 +192,7 @@ class Server {
   std::optional<asio::posix::stream_descriptor> tls_watch_fd_;
   asio::steady_timer rotate_timer_{main_io_};
   asio::steady_timer revocation_prune_timer_{main_io_};
+  asio::steady_timer authority_maintenance_timer_{main_io_};
   // When file events keep coming, the rotation still runs by this time (see wait_tls_files).
   std::optional<std::chrono::steady_clock::time_point> rotation_due_;
   std::string last_rotation_error_;

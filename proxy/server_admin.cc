@@ -52,7 +52,16 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 
 void Server::register_admin_routes() {
   admin_->add_route({"/ready", "readiness: 200 LIVE, or 503 with the state", false, [this](const AdminRequest&) {
-    if (server_stats_.state.value() == 0) return AdminResponse{200, kText, "LIVE\n"};
+    if (server_stats_.state.value() == 0) {
+      // An attested identity is ready once the node is attested and until its SVID expires; while
+      // the authority is unreachable it stays ready and says until when its SVIDs hold.
+      if (agent_) {
+        attest::agent::Readiness r = agent_->readiness();
+        if (!r.ready) return AdminResponse{503, kText, "NOT_READY: " + r.reason + "\n"};
+        if (!r.reason.empty()) return AdminResponse{200, kText, "LIVE\n" + r.reason + "\n"};
+      }
+      return AdminResponse{200, kText, "LIVE\n"};
+    }
     return AdminResponse{503, kText, draining_ ? "DRAINING\n" : "PRE_INITIALIZING\n"};
   }});
   admin_->add_route({"/server_info", "server version, state, options and node", false, [this](const AdminRequest&) {

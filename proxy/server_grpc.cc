@@ -20,7 +20,7 @@ Status Server::build_grpc() {
   }
   if (const auto& c = config_->sds) {
     // The config requires `identity` next to `sds`, and start() built the store from it.
-    sds_ = mtls::SdsService::create(identity_, *c, stats_);
+    sds_ = mtls::SdsService::create(identity_, *c, stats_, call_resolver());
     grpc::ServiceRegistry registry;
     if (Status s = mtls::SdsService::register_with(sds_, registry); !s.ok()) return s;
     GrpcServerOptions options{"sds", c->address, config_->sds_limits, nullptr};

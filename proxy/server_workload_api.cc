@@ -21,7 +21,7 @@ Status Server::add_workload_api() {
   const auto& c = config_->workload_api;
   if (!c) return {};
   if (!identity_) return make_error(ErrorCode::kFailedPrecondition, "workload_api: no identity store");
-  workload_api_ = attest::WorkloadApiService::create(identity_, stats_, audit_.get());
+  workload_api_ = attest::WorkloadApiService::create(identity_, stats_, audit_.get(), call_resolver());
   grpc::ServiceRegistry registry;
   if (Status s = attest::WorkloadApiService::register_with(workload_api_, registry); !s.ok()) return s;
   GrpcServerOptions options{"workload_api", c->address, config_->workload_api_limits, nullptr};

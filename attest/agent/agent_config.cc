@@ -51,6 +51,7 @@ void parse_limits(const Node& node, AgentLimits& out, ErrorList& errors) {
   duration_field(r, "backoff_max", milliseconds(100), milliseconds(3600 * 1000), &out.backoff_max);
   duration_field(r, "call_timeout", seconds(1), seconds(300), &out.call_timeout);
   duration_field(r, "unmatched_retry", seconds(1), seconds(3600), &out.unmatched_retry);
+  duration_field(r, "caller_wait", milliseconds(10), milliseconds(60000), &out.caller_wait);
   r.uint32("max_workloads", 1, 1 << 20, &out.max_workloads);
   r.uint32("max_svids_per_workload", 1, 256, &out.max_svids_per_workload);
   r.uint32("initial_csrs", 1, 256, &out.initial_csrs);

@@ -27,6 +27,11 @@ struct AgentLimits {
   uint32_t max_svids_per_workload = 8;
   uint32_t initial_csrs = 2;                    // CSRs sent before the match count is known
   std::chrono::seconds unmatched_retry{10};     // an unmatched workload is asked about again after this
+  // How long a connection or call from a workload with no SVIDs yet waits for them to be issued
+  // (first contact only; later ones find them rotated ahead of expiry). Bounded because it holds
+  // that connection's worker thread: sub-millisecond with the embedded authority, one round trip
+  // with a remote one.
+  std::chrono::milliseconds caller_wait{2000};
   double rotate_jitter = 0.1;                   // ± fraction of rotate_at × TTL
 };
 

@@ -1,6 +1,11 @@
 #include "attest/agent/embedded_authority_api.h"
 
+#include <sys/stat.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 
 namespace portcullis::attest::agent {
 
@@ -8,6 +13,14 @@ Result<std::shared_ptr<authority::AuthorityCore>> open_embedded_authority(const 
                                                                           AuditLog* audit) {
   if (!config.embedded) return make_error(ErrorCode::kInvalidArgument, "identity has no embedded_authority");
   const std::string& dir = config.embedded->data_dir;
+  // The CA key and the store live under it: create it private before either creates it 0755.
+  std::error_code ec;
+  std::filesystem::path parent = std::filesystem::path(dir).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return make_error(ErrorCode::kUnavailable, "cannot create embedded_authority.data_dir " + dir + ": " +
+                                                   std::strerror(errno));
+  }
   authority::CaOptions ca_options;
   ca_options.trust_domain = config.trust_domain;
   ca_options.data_dir = dir + "/ca";

@@ -56,18 +56,16 @@ WorkloadApiStats WorkloadApiStats::create(StatsStore& store) {
 }
 
 std::shared_ptr<WorkloadApiService> WorkloadApiService::create(std::shared_ptr<mtls::SvidStore> store,
-                                                               StatsStore& stats, AuditLog* audit) {
-  return std::make_shared<WorkloadApiService>(std::move(store), WorkloadApiStats::create(stats), audit);
+                                                               StatsStore& stats, AuditLog* audit,
+                                                               mtls::CallerResolver resolve_caller) {
+  return std::make_shared<WorkloadApiService>(std::move(store), WorkloadApiStats::create(stats), audit,
+                                              std::move(resolve_caller));
 }
 
-mtls::CallerInfo caller_of(const ServerCallContext& ctx) {
-  mtls::CallerInfo caller;
-  if (ctx.peer && ctx.peer->credentials) {
-    caller.pid = ctx.peer->credentials->pid;
-    caller.uid = ctx.peer->credentials->uid;
-    caller.gid = ctx.peer->credentials->gid;
-  }
-  return caller;
+mtls::CallerInfo caller_of(const ServerCallContext& ctx) { return mtls::credentials_caller(ctx); }
+
+mtls::CallerInfo WorkloadApiService::caller(const ServerCallContext& ctx) const {
+  return resolve_caller_ ? resolve_caller_(ctx) : mtls::credentials_caller(ctx);
 }
 
 Status WorkloadApiService::register_with(const std::shared_ptr<WorkloadApiService>& self,
@@ -132,7 +130,7 @@ GrpcResult<SnapshotPtr> WorkloadApiService::check_call(const ServerCallContext& 
 
 GrpcResult<SnapshotPtr> WorkloadApiService::view_for(const ServerCallContext& ctx) const {
   if (!store_->current()) return count(GrpcStatus{StatusCode::kUnavailable, "identity not ready yet"});
-  SnapshotPtr view = store_->for_caller(caller_of(ctx));
+  SnapshotPtr view = store_->for_caller(caller(ctx));
   if (!view || view->svids.empty()) return count(GrpcStatus{StatusCode::kPermissionDenied, kNoIdentity});
   return view;
 }
@@ -318,7 +316,7 @@ void WorkloadApiService::audit_issue(const ServerCallContext& ctx, const std::st
   r.decision = "issue";
   r.policy = kind;
   r.reason = std::move(reason);
-  mtls::CallerInfo caller = caller_of(ctx);
+  mtls::CallerInfo caller = mtls::credentials_caller(ctx);  // who asked; attestation ran already
   r.caller_pid = caller.pid;
   r.caller_uid = caller.uid;
   r.caller_gid = caller.gid;

@@ -8,6 +8,7 @@
 #include "common/grpc/service_registry.h"
 #include "common/stats.h"
 #include "common/stats_macros.h"
+#include "mtls/caller_resolver.h"
 #include "mtls/svid_store.h"
 #include "spiffe/workload/workload.pb.h"
 
@@ -56,17 +57,21 @@ class WorkloadApiService : public std::enable_shared_from_this<WorkloadApiServic
   static constexpr std::string_view kSecurityHeader = "workload.spiffe.io";
 
   // `audit` may be null (no audit block).
+  // `resolve_caller` attests each call's peer (null: SO_PEERCRED only, enough for a static store).
   static std::shared_ptr<WorkloadApiService> create(std::shared_ptr<mtls::SvidStore> store, StatsStore& stats,
-                                                    AuditLog* audit);
+                                                    AuditLog* audit, mtls::CallerResolver resolve_caller = nullptr);
   // register_with adds the five methods to `registry`.
   static Status register_with(const std::shared_ptr<WorkloadApiService>& self, grpc::ServiceRegistry& registry);
 
   const WorkloadApiStats& stats() const { return stats_; }
 
-  WorkloadApiService(std::shared_ptr<mtls::SvidStore> store, WorkloadApiStats stats, AuditLog* audit)
-      : store_(std::move(store)), stats_(stats), audit_(audit) {}
+  WorkloadApiService(std::shared_ptr<mtls::SvidStore> store, WorkloadApiStats stats, AuditLog* audit,
+                     mtls::CallerResolver resolve_caller = nullptr)
+      : store_(std::move(store)), stats_(stats), audit_(audit), resolve_caller_(std::move(resolve_caller)) {}
 
  private:
+  // caller attests the call's peer (the installed resolver, or SO_PEERCRED).
+  mtls::CallerInfo caller(const grpc::ServerCallContext& ctx) const;
   template <typename Resp>
   struct Stream;
   template <typename Resp>
@@ -101,6 +106,7 @@ class WorkloadApiService : public std::enable_shared_from_this<WorkloadApiServic
   std::shared_ptr<mtls::SvidStore> store_;
   WorkloadApiStats stats_;
   AuditLog* audit_;
+  mtls::CallerResolver resolve_caller_;
 };
 
 // caller_of returns the CallerInfo of a call's peer: pid/uid/gid for Unix-socket peers, empty

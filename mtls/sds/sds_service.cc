@@ -13,9 +13,10 @@ using ::envoy::service::discovery::v3::DiscoveryResponse;
 }  // namespace
 
 std::shared_ptr<SdsService> SdsService::create(std::shared_ptr<SvidStore> store, const SdsConfig& config,
-                                               StatsStore& stats) {
-  auto context = std::make_shared<const SdsContext>(
-      SdsContext{std::move(store), config.names, config.disable_spiffe_cert_validation, SdsStats::create(stats)});
+                                               StatsStore& stats, CallerResolver resolve_caller) {
+  auto context = std::make_shared<const SdsContext>(SdsContext{std::move(store), config.names,
+                                                               config.disable_spiffe_cert_validation,
+                                                               SdsStats::create(stats), std::move(resolve_caller)});
   std::shared_ptr<SdsService> service(new SdsService(context));
   SdsService* raw = service.get();  // the subscription is reset before the service is gone
   service->subscription_ = context->store->subscribe([raw](uint64_t) { raw->on_rotation(); });
@@ -47,7 +48,7 @@ grpc::GrpcResult<DiscoveryResponse> SdsService::fetch(const grpc::ServerCallCont
   if (!request.type_url().empty() && request.type_url() != kSecretTypeUrl) {
     return grpc::GrpcStatus{grpc::StatusCode::kInvalidArgument, "unsupported type_url \"" + request.type_url() + "\""};
   }
-  auto view = context_->store->for_caller(caller_info(context));
+  auto view = context_->store->for_caller(caller_info(*context_, context));
   std::vector<std::string> names(request.resource_names().begin(), request.resource_names().end());
   auto mode = validation_mode(request.node(), context_->disable_spiffe_cert_validation);
   auto secrets = build_secrets(view.get(), names, mode, context_->names);

@@ -33,9 +33,10 @@ class SdsService : public std::enable_shared_from_this<SdsService> {
   static constexpr const char* kFetchPath = "/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets";
   static constexpr const char* kDeltaPath = "/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets";
 
-  // create subscribes to `store` (which must outlive the service).
+  // create subscribes to `store` (which must outlive the service). `resolve_caller` attests each
+  // stream's peer (null: SO_PEERCRED only, enough for a static store).
   static std::shared_ptr<SdsService> create(std::shared_ptr<SvidStore> store, const SdsConfig& config,
-                                            StatsStore& stats);
+                                            StatsStore& stats, CallerResolver resolve_caller = nullptr);
   ~SdsService();
   SdsService(const SdsService&) = delete;
   SdsService& operator=(const SdsService&) = delete;

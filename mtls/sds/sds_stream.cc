@@ -23,18 +23,12 @@ std::vector<std::string> sorted_names(const DiscoveryRequest& request) {
 
 }  // namespace
 
-CallerInfo caller_info(const grpc::ServerCallContext& context) {
-  CallerInfo caller;
-  if (context.peer && context.peer->credentials) {
-    caller.pid = context.peer->credentials->pid;
-    caller.uid = context.peer->credentials->uid;
-    caller.gid = context.peer->credentials->gid;
-  }
-  return caller;
+CallerInfo caller_info(const SdsContext& sds, const grpc::ServerCallContext& context) {
+  return sds.resolve_caller ? sds.resolve_caller(context) : credentials_caller(context);
 }
 
 SdsStream::SdsStream(std::shared_ptr<const SdsContext> context, SdsBidiStream stream)
-    : context_(std::move(context)), stream_(std::move(stream)), caller_(caller_info(stream_.context())) {}
+    : context_(std::move(context)), stream_(std::move(stream)), caller_(caller_info(*context_, stream_.context())) {}
 
 void SdsStream::start(std::function<void()> on_closed) {
   context_->stats.streams_active.inc();

@@ -9,6 +9,7 @@
 #include "envoy/service/discovery/v3/discovery.pb.h"
 #include "mtls/sds/sds_config.h"
 #include "mtls/sds/sds_stats.h"
+#include "mtls/caller_resolver.h"
 #include "mtls/svid_store.h"
 
 namespace portcullis::mtls {
@@ -20,13 +21,14 @@ struct SdsContext {
   SdsNames names;
   bool disable_spiffe_cert_validation = false;
   SdsStats stats;
+  CallerResolver resolve_caller;  // null: SO_PEERCRED only
 };
 
 using SdsBidiStream = grpc::BidiStream<::envoy::service::discovery::v3::DiscoveryRequest,
                                        ::envoy::service::discovery::v3::DiscoveryResponse>;
 
-// caller_info maps a call's peer credentials (SO_PEERCRED) to the store's CallerInfo.
-CallerInfo caller_info(const grpc::ServerCallContext& context);
+// caller_info maps a call's peer to the store's CallerInfo (the context's resolver, or SO_PEERCRED).
+CallerInfo caller_info(const SdsContext& sds, const grpc::ServerCallContext& context);
 
 // SdsStream is one StreamSecrets call, state of the world (wire facts §3.4/§3.5):
 //  - the first request is answered at once; later requests are replies: a response_nonce that

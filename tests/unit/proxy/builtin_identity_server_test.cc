@@ -115,7 +115,7 @@ TEST_F(BuiltinIdentityServerTest, InboundNamedSvidRotatesHitlesslyAndChecksRevoc
   // called), so it does what the file watcher's rotation does there: reload the store.
   auto next = leaf("spiffe://example.org/sidecar", pki_.ca);
   pki_.write_svid("sidecar", next);
-  ASSERT_TRUE(ours.server().identity()->reload()) << ours.server().identity()->last_error();
+  ASSERT_TRUE(ours.server().static_identity()->reload()) << ours.server().static_identity()->last_error();
   EXPECT_EQ(ours.stat("identity.builtin.contexts_built"), 1);
   Client rotated(ours.port(), frontend);
   ASSERT_EQ(rotated.handshake(), "ok");

@@ -9,8 +9,10 @@ and mismatch (uid 1003 refused as "unattested caller"); an exe-hash selector mat
 python3 and refusing the same file once its bytes change; the Workload API answering per caller
 (frontend for uid 1001, PERMISSION_DENIED for uid 1003); revocation when the workload exits (its
 live mTLS connection closed by the peer within 1 s, a new handshake with the SVID refused);
-rotation under a connection load loop with zero failures; the audit chain verified each time.
-PID reuse is covered by the kernel unit tests (tests/unit/attest/kernel)."""
+rotation under a connection load loop with zero failures; a PID reused (forced through
+ns_last_pid) by another uid never getting the old owner's identity; the audit chain verified each
+time. The race of a PID reused between lookup and decision is the kernel unit tests' part
+(tests/unit/attest/kernel)."""
 
 import base64
 import hashlib
@@ -67,7 +69,7 @@ while True:
 
 # One call: connect, send, read the echo back; prints {"ok", "got" | "error"}.
 CLIENT = r"""
-import json, socket, sys
+import json, os, socket, sys
 port, msg = int(sys.argv[1]), sys.argv[2].encode()
 try:
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -77,9 +79,9 @@ try:
         d = s.recv(65536)
         if not d: break
         got += d
-    print(json.dumps({"ok": got == msg, "got": got.decode("latin-1")}))
+    print(json.dumps({"ok": got == msg, "got": got.decode("latin-1"), "pid": os.getpid()}))
 except OSError as e:
-    print(json.dumps({"ok": False, "error": repr(e)}))
+    print(json.dumps({"ok": False, "error": repr(e), "pid": os.getpid()}))
 """
 
 # Calls in a loop for argv[2] seconds, 4 threads; prints {"ok": n, "failed": n, "errors": [...]}.
@@ -171,6 +173,19 @@ class AttestationTest(IntegrationTestCase):
         return subprocess.Popen([SETPRIV, "--reuid", str(uid), "--regid", str(uid), "--clear-groups"] + argv,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
+    def as_uid_with_pid(self, uid, argv, pid, attempts=50):
+        """as_uid, forcing the child's PID through ns_last_pid (setpriv execs, so the workload
+        keeps it). Other processes on the machine may take the PID first: retried, then skipped."""
+        for _ in range(attempts):
+            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                f.write(str(pid - 1))
+            p = self.as_uid(uid, argv)
+            if p.pid == pid:
+                return p
+            p.kill()
+            p.communicate()
+        self.skipTest("could not get PID %d for the reuse test (a busy machine took it %d times)" % (pid, attempts))
+
     def spawn(self, uid, argv):
         p = self.as_uid(uid, argv)
 
@@ -194,8 +209,8 @@ class AttestationTest(IntegrationTestCase):
             raise AssertionError("pid %d exited %s: %s" % (p.pid, p.returncode, p.stderr.read().decode()))
         return line.decode()
 
-    def run_as(self, uid, argv, timeout=20.0):
-        p = self.as_uid(uid, argv)
+    def run_as(self, uid, argv, timeout=20.0, pid=None):
+        p = self.as_uid_with_pid(uid, argv, pid) if pid else self.as_uid(uid, argv)
         try:
             out, err = p.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -205,8 +220,8 @@ class AttestationTest(IntegrationTestCase):
         self.assertEqual(p.returncode, 0, "%s under uid %d: %s" % (argv, uid, err.decode()))
         return json.loads(out.decode().strip().splitlines()[-1])
 
-    def call(self, uid, port, message, exe=PYTHON):
-        return self.run_as(uid, [exe, self.scripts["client"], str(port), message])
+    def call(self, uid, port, message, exe=PYTHON, pid=None):
+        return self.run_as(uid, [exe, self.scripts["client"], str(port), message], pid=pid)
 
     # -- the sidecar ---------------------------------------------------------------------------
 
@@ -368,6 +383,28 @@ class AttestationTest(IntegrationTestCase):
         self.assertTrue(r["ok"], r)
         allowed = self.records(listener="inbound", decision="allow")
         self.assertEqual(len(allowed), 3, allowed)
+        self.verify_audit_chain()
+
+    @unittest.skipUnless(os.access("/proc/sys/kernel/ns_last_pid", os.W_OK), "ns_last_pid not writable")
+    def test_a_reused_pid_never_inherits_the_old_identity(self):
+        self.start_sidecar(self.default_entries())
+        first = self.call(FRONTEND_UID, self.outbound_port, "first-owner")
+        self.assertTrue(first["ok"], first)
+        pid = first["pid"]
+        # The first owner has exited and been reaped; a stranger now gets the very same PID.
+        refused_before = self.stat("identity.builtin.unattested_callers")
+        second = self.call(STRANGER_UID, self.outbound_port, "second-owner", pid=pid)
+        self.assertEqual(second["pid"], pid)
+        self.assertFalse(second["ok"], second)
+        self.proxy.wait_stat("identity.builtin.unattested_callers", lambda v: v >= refused_before + 1)
+        refusal = [a["reason"] for a in audit_records(self.audit_path) if "unattested caller" in a.get("reason", "")]
+        self.assertEqual(len(refusal), 1, refusal)
+        self.assertIn("pid %d uid %d" % (pid, STRANGER_UID), refusal[0])
+        # And the frontend's identity still works for a new process of its own.
+        third = self.call(FRONTEND_UID, self.outbound_port, "third-owner", pid=pid)
+        self.assertEqual(third["pid"], pid)
+        self.assertTrue(third["ok"], third)
+        self.assertEqual(len(self.records(listener="inbound", decision="allow")), 2)
         self.verify_audit_chain()
 
     @unittest.skipUnless(HAVE_GRPC_JS, "grpc-js not installed: run scripts/install-deps.sh test (npm ci in tests/interop)")

@@ -53,11 +53,16 @@ CLIENT = """
 import json, socket, sys, threading, time
 t = time.monotonic(); payload = bytes(range(256)) * (int(sys.argv[2]) // 256)
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-threading.Thread(target=lambda: (s.sendall(payload), s.shutdown(socket.SHUT_WR)), daemon=True).start()
+def send():
+    try:
+        s.sendall(payload); s.shutdown(socket.SHUT_WR)
+    except OSError:  # refused: the sidecar closed the connection
+        pass
+threading.Thread(target=send, daemon=True).start()
 got = bytearray()
 try:
     while c := s.recv(65536): got += c
-except OSError as e:
+except OSError:
     pass
 print(json.dumps({"intact": bytes(got) == payload, "bytes": len(got), "ms": (time.monotonic() - t) * 1000}))
 """
@@ -290,7 +295,10 @@ def demo(args, work, procs):
           f"127.0.0.1:{sidecar.ports['inbound']} -> backend echo 127.0.0.1:{echo_port} (uid {BACKEND})")
 
     r = run_client(FRONTEND, out_port, 1 << 20)
-    say(r["intact"], f"frontend (uid {FRONTEND}) -> outbound -> mTLS -> inbound -> echo: 1 MiB back intact in "
+    issued = lambda rs: {x["peer_spiffe_id"] for x in rs if x["decision"] == "svid_issued" and x["listener"] == "identity"}
+    both = {f"spiffe://{TD}/frontend", f"spiffe://{TD}/backend"}
+    say(r["intact"] and issued(sidecar.audit(lambda rs: issued(rs) >= both)) >= both,
+        f"frontend (uid {FRONTEND}) -> outbound -> mTLS -> inbound -> echo: 1 MiB back intact in "
         f"{r['ms']:.0f} ms, SVIDs for both ends issued on first contact")
     stats = sidecar.stats()
     say(stats.get("inbound.rbac.allowed") == "1", f"the inbound side saw spiffe://{TD}/frontend and RBAC allowed it")

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "attest/kernel/kernel_config.h"
 #include "config/address.h"
 #include "config/node.h"
 #include "mtls/identity_config.h"
@@ -65,6 +66,7 @@ struct AgentConfig {
   std::optional<EmbeddedAuthorityConfig> embedded;
   std::string join_token;  // secret; never logged
   bool kernel_attestation = true;
+  kernel::KernelAttestorOptions kernel;  // workload_attestation.kernel: the attestor's limits
   double rotate_at = 0.5;
   std::string unattested_fallback;  // SPIFFE ID served to callers no entry matches; empty: refuse
   AgentLimits limits;

@@ -32,7 +32,8 @@ namespace portcullis::attest::kernel {
   COUNTER(lookups_unix_peer)                           \
   COUNTER(peer_pidfd_fallbacks)                        \
   COUNTER(proc_fds_scanned)                            \
-  COUNTER(proc_scans)
+  COUNTER(proc_scans)                                  \
+  COUNTER(recent_owner_hits)
 
 struct KernelAttestStats {
   PORTCULLIS_KERNEL_ATTEST_STATS(PORTCULLIS_DECLARE_COUNTER, PORTCULLIS_DECLARE_GAUGE)

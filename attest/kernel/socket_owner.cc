@@ -75,6 +75,11 @@ Result<SocketOwner> SocketOwnerFinder::find(const std::vector<TcpSocketInfo>& so
     stats_.inode_cache_hits.inc();
     return *hit;
   }
+  if (auto hit = recent_owner(sockets)) {
+    stats_.recent_owner_hits.inc();
+    remember(*hit);
+    return *hit;
+  }
   std::set<uint64_t> wanted;
   std::set<uid_t> uids{0};
   for (const auto& s : sockets) {
@@ -141,7 +146,28 @@ std::optional<SocketOwner> SocketOwnerFinder::cached(const std::vector<TcpSocket
   return std::nullopt;
 }
 
+std::optional<SocketOwner> SocketOwnerFinder::recent_owner(const std::vector<TcpSocketInfo>& sockets) {
+  std::vector<pid_t> candidates;
+  {
+    std::lock_guard lock(mu_);
+    candidates.assign(recent_.begin(), recent_.end());
+  }
+  for (pid_t pid : candidates) {
+    for (const auto& s : sockets) {
+      if (holds(pid, s.inode)) return SocketOwner{pid, s};
+    }
+  }
+  return std::nullopt;
+}
+
 void SocketOwnerFinder::remember(const SocketOwner& owner) {
+  {
+    // Most recent first; a PID already listed moves to the front.
+    std::lock_guard lock(mu_);
+    std::erase(recent_, owner.pid);
+    recent_.push_front(owner.pid);
+    if (recent_.size() > kRecentOwners) recent_.pop_back();
+  }
   if (limits_.cache_size == 0) return;
   std::lock_guard lock(mu_);
   if (!cache_.insert_or_assign(owner.socket.inode, owner.pid).second) return;

@@ -142,5 +142,34 @@ TEST(SocketOwner, FindsThisProcessAndHonoursTheFdBudget) {
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
 }
 
+TEST(SocketOwner, AProcessThatKeepsConnectingIsFoundWithoutAnotherScan) {
+  StatsStore store;
+  auto stats = KernelAttestStats::create(store);
+  SocketOwnerFinder finder(SocketOwnerLimits{1 << 20, 1 << 22, 16}, stats);
+  auto first = connect_loopback(AF_INET);
+  ASSERT_TRUE(first);
+  auto first_info = find_tcp_socket(first->client_local, first->client_remote);
+  ASSERT_TRUE(first_info.ok());
+  ASSERT_TRUE(finder.find({*first_info}, true).ok());
+  EXPECT_EQ(store.value("workload_attestation.kernel.proc_scans"), 1);
+
+  // A new connection is a new inode: no inode-cache entry, but its owner was seen a moment ago.
+  auto second = connect_loopback(AF_INET);
+  ASSERT_TRUE(second);
+  auto second_info = find_tcp_socket(second->client_local, second->client_remote);
+  ASSERT_TRUE(second_info.ok());
+  ASSERT_NE(second_info->inode, first_info->inode);
+  auto owner = finder.find({*second_info}, true);
+  ASSERT_TRUE(owner.ok()) << owner.error().message;
+  EXPECT_EQ(owner->pid, ::getpid());
+  EXPECT_EQ(store.value("workload_attestation.kernel.recent_owner_hits"), 1);
+  EXPECT_EQ(store.value("workload_attestation.kernel.proc_scans"), 1);
+
+  // A socket the recent owners do not hold still gets the full scan.
+  TcpSocketInfo closed{::geteuid(), 1};
+  EXPECT_FALSE(finder.find({closed}, false).ok());
+  EXPECT_EQ(store.value("workload_attestation.kernel.proc_scans"), 2);
+}
+
 }  // namespace
 }  // namespace portcullis::attest::kernel

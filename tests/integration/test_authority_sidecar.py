@@ -10,8 +10,10 @@ Workloads are Debian's /usr/bin/python3 under other uids (setpriv): the echo app
 long-lived driver process taking commands on stdin, because a workload's SVIDs are revoked when
 its last process exits: keeping one SVID across several calls needs one process making them."""
 
+import datetime
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -325,7 +327,6 @@ class AuthoritySidecarTest(IntegrationTestCase):
                                                         app_port=self.start_echo_app()), ready=False)
         status, body = harness.wait_until(lambda: (lambda r: r if r[0] == 503 and ":" in r[1] else None)(second.ready()),
                                           what="the second sidecar's NOT_READY with a reason")
-        print("\n  second sidecar /ready: %d %s" % (status, body.strip()))
         self.assertIn("waiting for node attestation: ", body)
         self.assertIn("join token", body.lower())
         self.assertEqual(second.stat("agent.node_attestations"), 0)
@@ -369,6 +370,59 @@ class AuthoritySidecarTest(IntegrationTestCase):
         self.assertEqual(sidecar.stat("agent.svids_issued"), issued + 1)
         self.assertEqual(authority.stat("authority.workload_svids_issued"), 1)
         self.assertEqual(caller.call(port), {"ok": True})
+
+    def test_authority_down_longer_than_a_rotation(self):
+        ttl = 4  # seconds: rotation at 2 s (rotate_at 0.5); the entry TTL has no floor, the CA's default has 60 s
+        authority = self.start_authority()
+        self.bootstrap()
+        self.entries("--x509-svid-ttl", "%ds" % ttl)
+        sidecar, port = self.single_sidecar(self.join_token()["token"])
+        caller = Caller(self)
+        self.assertEqual(caller.call(port), {"ok": True})
+        # Both SVIDs (the caller's and the app's) renewed once: the authority goes down with a
+        # full lifetime ahead of them, so their next rotation falls in the outage.
+        sidecar.wait_stat("agent.svids_renewed", lambda v: v >= 2, timeout=ttl * 2)
+        authority.proc.kill()
+        authority.proc.wait()
+
+        sidecar.wait_stat("agent.authority_reachable", 0)
+        def failed_renewals():
+            return [r for r in self.audit_records(sidecar) if r["decision"] == "svid_request_failed"]
+        harness.wait_until(lambda: len(failed_renewals()) >= 2, timeout=ttl, interval=0.05,
+                           what="both renewals failing while the authority is down")
+        self.assertEqual(caller.call(port), {"ok": True}, "served with the unexpired SVID after a missed rotation")
+        status, body = sidecar.ready()
+        self.assertEqual(status, 200, body)
+        valid_until = re.search(r"authority unreachable since \S+, SVIDs valid until (\S+)", body)
+        self.assertTrue(valid_until, body)
+        expiry = datetime.datetime.strptime(valid_until.group(1), "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()  # whole seconds, rounded down
+
+        # Calls keep working until the SVIDs expire, then this sidecar refuses them.
+        outcomes = []
+        def refused():
+            outcomes.append((time.time(), caller.call(port)))
+            return not outcomes[-1][1]["ok"]
+        harness.wait_until(refused, timeout=ttl + 3, interval=0.1, what="the first refused call")
+        self.assertGreaterEqual(outcomes[-1][0], expiry, "refused only once the SVIDs expired: %r" % outcomes)
+        self.assertEqual(sidecar.stat("agent.svids_expired"), 2)
+        denies = [r for r in self.audit_records(sidecar) if r["decision"] == "deny"]
+        self.assertEqual(len(denies), 1, denies)
+        self.assertEqual(denies[0]["listener"], "outbound")
+        self.assertTrue(denies[0]["reason"].startswith("unattested caller: "), denies[0])
+        # Refused before any handshake: an expired certificate never reached the inbound side.
+        self.assertEqual(sidecar.stat(sidecar.listener_stat_prefix("inbound") + "ssl.fail_verify_spiffe.expired"), 0)
+        self.assertEqual(sidecar.stat("cluster.to_backend.ssl.fail_verify_spiffe.expired"), 0)
+        self.assertEqual(caller.call(port)["ok"], False)
+        status, body = sidecar.ready()
+        self.assertEqual(status, 200, "the node SVID is still valid: " + body)
+        self.assertIn("authority unreachable since", body)
+
+        self.start_authority()
+        self.wait_call_ok(caller, port)
+        self.assertEqual(sidecar.stat("agent.authority_reachable"), 1)
+        self.assertEqual(sidecar.stat("agent.svids_issued"), 4, "both workloads issued again")
+        self.assertEqual(sidecar.ready(), (200, "LIVE\n"))
 
 if __name__ == "__main__":
     harness.main()

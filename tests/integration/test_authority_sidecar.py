@@ -349,10 +349,17 @@ class AuthoritySidecarTest(IntegrationTestCase):
         self.bootstrap()
         ids = sorted(e["id"] for e in self.entries())
         sidecar, port = self.single_sidecar(self.join_token()["token"])
+        # One revocation before the crash: it must survive in the store, since the reconnected
+        # stream starts with the full set and replaces the sidecar's.
+        first = Caller(self)
+        self.assertEqual(first.call(port), {"ok": True})
+        self.assertEqual(first.exit(), 0)
+        sidecar.wait_stat("revocation.serials", 1)
         caller = Caller(self)
         self.assertEqual(caller.call(port), {"ok": True})
         harness.wait_until(lambda: authority.stat("authority.watchers") == 1, what="the sidecar's update stream")
         reconnects = sidecar.stat("agent.stream_reconnects")
+        updates = sidecar.stat("revocation.updates")
 
         authority.proc.kill()
         authority.proc.wait()
@@ -363,8 +370,8 @@ class AuthoritySidecarTest(IntegrationTestCase):
         self.assertEqual(caller.call(port), {"ok": True}, "a caller holding SVIDs does not need the authority")
         # Its exit now cannot be told to the authority yet: the revocation waits for it.
         self.assertEqual(caller.exit(), 0)
-        sidecar.wait_stat("agent.svids_revoked_on_exit", 1)
-        self.assertEqual(sidecar.stat("revocation.serials"), 0)
+        sidecar.wait_stat("agent.svids_revoked_on_exit", 2)
+        self.assertEqual(sidecar.stat("revocation.serials"), 1)
 
         authority = self.start_authority()
         self.assertEqual(sorted(e["id"] for e in json.loads(self.ok("entry", "list", "--format", "json"))), ids,
@@ -374,8 +381,10 @@ class AuthoritySidecarTest(IntegrationTestCase):
         harness.wait_until(lambda: authority.stat("authority.watchers") == 1, what="the stream on the new authority")
         harness.wait_until(lambda: sidecar.ready() == (200, "LIVE\n"), what="/ready without a reason")
         self.assertEqual(sidecar.stat("agent.node_attestations"), 1, "the node SVID outlives the restart")
-        sidecar.wait_stat("revocation.serials", 1)  # the exit above, delivered late and pushed back
+        # The exit above, delivered late and pushed back, next to the one from before the crash.
+        sidecar.wait_stat("revocation.serials", 2)
         self.assertEqual(authority.stat("authority.revocations"), 1)
+        self.assertGreater(sidecar.stat("revocation.updates"), updates)
 
         # A workload the sidecar never saw, with an entry created after the restart.
         self.create_entry(FRONTEND, NEWCOMER_UID)
@@ -385,6 +394,7 @@ class AuthoritySidecarTest(IntegrationTestCase):
         self.assertEqual(Caller(self).call(port), {"ok": True}, "uid 1001 again, in a new process")
         self.assertEqual(sidecar.stat("agent.svids_issued"), issued + 2)
         self.assertEqual(authority.stat("authority.workload_svids_issued"), 2)
+        self.assertEqual(sidecar.stat("revocation.serials"), 2)
 
     def test_authority_down_longer_than_a_rotation(self):
         ttl = 4  # seconds: rotation at 2 s (rotate_at 0.5); the entry TTL has no floor, the CA's default has 60 s

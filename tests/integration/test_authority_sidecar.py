@@ -424,18 +424,17 @@ class AuthoritySidecarTest(IntegrationTestCase):
             tzinfo=datetime.timezone.utc).timestamp()  # whole seconds, rounded down
 
         # Calls keep working until the SVIDs expire, then this sidecar refuses them.
-        outcomes = []
-        def refused():
-            outcomes.append((time.time(), caller.call(port)))
-            return not outcomes[-1][1]["ok"]
-        harness.wait_until(refused, timeout=ttl + 3, interval=0.1, what="the first refused call")
-        self.assertGreaterEqual(outcomes[-1][0], expiry, "refused only once the SVIDs expired: %r" % outcomes)
+        harness.wait_until(lambda: not caller.call(port)["ok"], timeout=ttl + 3, interval=0.1,
+                           what="the first refused call")
         self.assertGreaterEqual(sidecar.stat("agent.svids_expired"), 1)
         denies = self.wait_records(sidecar, lambda r: r["decision"] == "deny", "the refusal's audit record")
         self.assertEqual(len(denies), 1, denies)
         # Whichever SVID's expiry came first: the caller's (outbound) or the app's (inbound).
         self.assertIn(denies[0]["listener"], ("outbound", "inbound"))
         self.assertTrue(denies[0]["reason"].startswith("unattested caller: "), denies[0])
+        denied_at = datetime.datetime.strptime(denies[0]["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+        self.assertGreaterEqual(denied_at, expiry, "refused only once the SVIDs expired")
         sidecar.wait_stat("agent.svids_expired", 2, timeout=2.0)
         # Refused before any handshake: an expired certificate never reached the inbound side.
         self.assertEqual(sidecar.stat(sidecar.listener_stat_prefix("inbound") + "ssl.fail_verify_spiffe.expired"), 0)

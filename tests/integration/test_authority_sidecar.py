@@ -27,7 +27,7 @@ from test_authority import Authority
 
 TD = "example.org"
 FRONTEND, BACKEND = "spiffe://%s/frontend" % TD, "spiffe://%s/backend" % TD
-CALLER_UID, APP_UID, NEWCOMER_UID = 1001, 1002, 1003
+CALLER_UID, APP_UID, NEWCOMER_UID, LATECOMER_UID = 1001, 1002, 1003, 1004
 SETPRIV = shutil.which("setpriv")
 PYTHON = "/usr/bin/python3"
 TLS_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.%sTlsContext"
@@ -347,7 +347,7 @@ class AuthoritySidecarTest(IntegrationTestCase):
     def test_authority_kill9_and_restart(self):
         authority = self.start_authority()
         self.bootstrap()
-        ids = sorted(e["id"] for e in self.entries())
+        ids = sorted(e["id"] for e in self.entries() + [self.create_entry(FRONTEND, LATECOMER_UID)])
         sidecar, port = self.single_sidecar(self.join_token()["token"])
         # One revocation before the crash: it must survive in the store, since the reconnected
         # stream starts with the full set and replaces the sidecar's.
@@ -372,6 +372,13 @@ class AuthoritySidecarTest(IntegrationTestCase):
         self.assertEqual(caller.exit(), 0)
         sidecar.wait_stat("agent.svids_revoked_on_exit", 2)
         self.assertEqual(sidecar.stat("revocation.serials"), 1)
+        # A workload first seen now cannot get SVIDs: refused, not left hanging or served a fallback.
+        latecomer = Caller(self, uid=LATECOMER_UID)
+        self.assertEqual(latecomer.call(port)["ok"], False)
+        denies = self.wait_records(sidecar, lambda r: r["decision"] == "deny", "the latecomer's refusal")
+        self.assertEqual(len(denies), 1, denies)
+        self.assertEqual(denies[0]["listener"], "outbound")
+        self.assertRegex(denies[0]["reason"], r"^unattested caller: pid \d+ uid %d " % LATECOMER_UID)
 
         authority = self.start_authority()
         self.assertEqual(sorted(e["id"] for e in json.loads(self.ok("entry", "list", "--format", "json"))), ids,
@@ -385,6 +392,7 @@ class AuthoritySidecarTest(IntegrationTestCase):
         sidecar.wait_stat("revocation.serials", 2)
         self.assertEqual(authority.stat("authority.revocations"), 1)
         self.assertGreater(sidecar.stat("revocation.updates"), updates)
+        self.wait_call_ok(latecomer, port)  # the same process, asking again once the authority is back
 
         # A workload the sidecar never saw, with an entry created after the restart.
         self.create_entry(FRONTEND, NEWCOMER_UID)
@@ -393,7 +401,7 @@ class AuthoritySidecarTest(IntegrationTestCase):
         self.assertEqual(sidecar.stat("agent.svids_issued"), issued + 1)
         self.assertEqual(Caller(self).call(port), {"ok": True}, "uid 1001 again, in a new process")
         self.assertEqual(sidecar.stat("agent.svids_issued"), issued + 2)
-        self.assertEqual(authority.stat("authority.workload_svids_issued"), 2)
+        self.assertEqual(authority.stat("authority.workload_svids_issued"), 3)
         self.assertEqual(sidecar.stat("revocation.serials"), 2)
 
     def test_authority_down_longer_than_a_rotation(self):

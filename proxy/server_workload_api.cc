@@ -25,7 +25,9 @@ Status Server::add_workload_api() {
   grpc::ServiceRegistry registry;
   if (Status s = attest::WorkloadApiService::register_with(workload_api_, registry); !s.ok()) return s;
   GrpcServerOptions options{"workload_api", c->address, config_->workload_api_limits, nullptr};
-  spdlog::info("workload_api: serving SpiffeWorkloadAPI for {} at {} (from {})", identity_->current()->trust_domain,
+  // The trust domain from the config: an attested store has no current() snapshot until the node
+  // is attested, which happens after the gRPC servers are built.
+  spdlog::info("workload_api: serving SpiffeWorkloadAPI for {} at {} (from {})", config_->identity->trust_domain,
                c->address.to_string(), c->address_source);
   return grpc_->add(std::move(options), std::move(registry), {std::string(attest::WorkloadApiService::kServiceName)});
 }

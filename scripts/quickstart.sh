@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# README command 1: install what is missing, build (Release) and run the quickstart demo:
-# a small echo service on loopback with portcullis in front of it as a TCP proxy.
+# README command 1: install what is missing, build (Release) and run the quickstart demo: one
+# sidecar with its embedded authority gives kernel-attested demo workloads (python3 under their own
+# uids, hence root) per-caller SVIDs, allows one call, refuses an unattested caller and revokes an
+# exited workload's SVID.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"

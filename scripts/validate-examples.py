@@ -1,28 +1,75 @@
 #!/usr/bin/env python3
 """Runs `portcullis --mode validate` on every config we ship (docker/, examples/), including the
-ones embedded in Kubernetes ConfigMaps, so the examples cannot rot; for examples/envoy/ it mints a
+ones embedded in Kubernetes ConfigMaps, so the examples cannot rot: sidecar configs with
+`portcullis --mode validate`, authority configs (authority*.yaml) with `portcullis authority --mode
+validate`, and registration entry seeds (entries*.yaml) by seeding a real authority with them and
+listing what it stored. For examples/envoy/ it mints a
 throwaway identity (openssl) for portcullis.yaml's files and checks that envoy.yaml parses and
 takes `default` and `ROOTCA` over SDS from a pipe cluster with HTTP/2.
 Usage: validate-examples.py BINARY"""
 import glob
 import os
+import json
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 binary = sys.argv[1]
 configs = [os.path.join(root, "docker", "sidecar.yaml")]
+authority_configs, entries_files = [], []
 tmp = tempfile.mkdtemp(prefix="portcullis-examples-")
-for manifest in glob.glob(os.path.join(root, "examples", "kubernetes", "*.yaml")):
+for manifest in sorted(glob.glob(os.path.join(root, "examples", "kubernetes", "*.yaml"))):
     text = open(manifest).read()
     for i, m in enumerate(re.finditer(r"^  (\S+\.yaml): \|\n((?:    .*\n|\n)+)", text, re.M)):
         path = os.path.join(tmp, f"{os.path.basename(manifest)}-{i}-{m.group(1)}")
         with open(path, "w") as f:
             f.write("".join(line[4:] + "\n" for line in m.group(2).splitlines()))
-        configs.append(path)
+        name = m.group(1)
+        (authority_configs if name.startswith("authority") else
+         entries_files if name.startswith("entries") else configs).append(path)
 failed = 0
+
+
+def report(ok, path, detail):
+    global failed
+    print(("ok      " if ok else "FAILED  ") + path + ("" if ok else "\n" + detail))
+    failed += not ok
+
+
+def check_entries(path):
+    """Seeds a throwaway authority with `path` and checks it stored one entry per spiffe_id."""
+    work = tempfile.mkdtemp(dir=tmp)
+    sock, listen_file = os.path.join(work, "admin.sock"), os.path.join(work, "listen")
+    config = os.path.join(work, "authority.yaml")
+    with open(config, "w") as f:
+        json.dump({"authority": {"trust_domain": "example.org", "data_dir": os.path.join(work, "data"),
+                                 "listen": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                                 "admin_socket": {"pipe": {"path": sock}}, "entries_file": path}}, f)
+    proc = subprocess.Popen([binary, "authority", "-c", config, "--listen-address-path", listen_file],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.time() + 20
+        while not (os.path.exists(listen_file) and os.path.getsize(listen_file)) and proc.poll() is None:
+            if time.time() > end:
+                return False, "the authority did not start"
+            time.sleep(0.05)
+        if proc.poll() is not None:
+            return False, proc.stderr.read()
+        out = subprocess.run([binary, "entry", "list", "--format", "json", "--admin-socket", sock],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            return False, out.stdout + out.stderr
+        stored = sorted(e["spiffe_id"] for e in json.loads(out.stdout))
+        wanted = sorted(re.findall(r"spiffe_id:\s*(\S+)", open(path).read()))
+        return stored == wanted, f"stored {stored}, the file names {wanted}"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
 
 
 def mint_identity(directory):
@@ -85,10 +132,13 @@ if os.path.isdir(envoy_dir):
         f.write(text)
     configs.append(path)
 
-for c in configs:
-    r = subprocess.run([binary, "-c", c, "--mode", "validate"], capture_output=True, text=True)
-    ok = r.returncode == 0 and r.stdout.strip() == "OK"
-    print(("ok      " if ok else "FAILED  ") + c + ("" if ok else "\n" + r.stdout + r.stderr))
-    failed += not ok
-print(f"{len(configs) - failed} passed, {failed} failed")
+for prefix, paths in (([], configs), (["authority"], authority_configs)):
+    for c in paths:
+        r = subprocess.run([binary] + prefix + ["-c", c, "--mode", "validate"], capture_output=True, text=True)
+        report(r.returncode == 0 and r.stdout.strip() == "OK", c, r.stdout + r.stderr)
+for path in entries_files:
+    ok, detail = check_entries(path)
+    report(ok, path + " (seeded into a real authority)", detail)
+total = len(configs) + len(authority_configs) + len(entries_files)
+print(f"{total - failed} passed, {failed} failed")
 sys.exit(1 if failed or len(configs) < 2 else 0)

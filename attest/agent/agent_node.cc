@@ -212,7 +212,10 @@ void WorkloadAgent::on_expiry_timer() {
   size_t dropped = deps_.store.drop_expired(deps_.timer.now());
   stats_.svids_expired.inc(dropped);
   for (auto& [selectors, w] : workloads_) {
-    if (w.issued && !deps_.store.for_caller(mtls::CallerInfo{.selectors = selectors})) w.issued = false;
+    if (w.issued && !deps_.store.for_caller(mtls::CallerInfo{.selectors = selectors})) {
+      w.issued = false;
+      if (unreachable_since_) ++expired_while_unreachable_;
+    }
   }
   if (!deps_.store.node_svid() && !node_expired_ && !node_attesting_ && stats_.node_attestations.value() > 0) {
     node_expired_ = true;
@@ -238,6 +241,12 @@ void WorkloadAgent::update_readiness() {
       auto until_t = deps_.store.next_expiry();
       r.reason = "authority unreachable since " + utc(*unreachable_since_) + ", SVIDs valid until " +
                  (until_t ? utc(*until_t) : std::string("-"));
+      // The node SVID keeps the sidecar ready, but callers whose SVIDs ran out are refused: an
+      // operator reading "valid until" must not take that for all of them.
+      if (expired_while_unreachable_ > 0) {
+        r.reason += "; the SVIDs of " + std::to_string(expired_while_unreachable_) +
+                    " workload(s) expired meanwhile: their callers are refused until the authority is back";
+      }
     }
   }
   readiness_.store(std::make_shared<const Readiness>(std::move(r)));

@@ -288,6 +288,7 @@ void WorkloadAgent::flush_revocations() {
 void WorkloadAgent::authority_ok() {
   if (!unreachable_since_) return;
   unreachable_since_.reset();
+  expired_while_unreachable_ = 0;
   stats_.authority_reachable.set(1);
   update_readiness();
 }

@@ -188,6 +188,7 @@ class WorkloadAgent {
   std::unique_ptr<UpdateStream> stream_;
   Backoff stream_backoff_;
   std::optional<std::chrono::system_clock::time_point> unreachable_since_;
+  size_t expired_while_unreachable_ = 0;  // workload sets whose SVIDs ran out during this outage (/ready)
   std::optional<std::chrono::system_clock::time_point> expiry_armed_;
 
   std::map<Selectors, Workload> workloads_;

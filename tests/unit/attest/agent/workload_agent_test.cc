@@ -309,6 +309,9 @@ TEST_F(AgentTest, WhileTheAuthorityIsDownSvidsAreServedUntilExpiryThenDropped) {
     return v == nullptr;
   }));
   EXPECT_GE(Clock::now(), not_after - 1s) << "dropped only at expiry";
+  ASSERT_TRUE(wait_until([&] { return readiness().reason.find("1 workload(s) expired meanwhile") != std::string::npos; }))
+      << "/ready must not read as if every SVID were still valid: " << readiness().reason;
+  EXPECT_TRUE(readiness().ready) << "the node SVID is still valid";
   EXPECT_GE(stat("agent.svids_expired"), 1);
   EXPECT_GE(stat("agent.authority_errors"), 1);
   EXPECT_EQ(stat("agent.authority_reachable"), 0);

@@ -38,18 +38,38 @@ import harness  # noqa: E402
 TD = "example.org"
 FRONTEND_UID, BACKEND_UID = 1001, 1002
 TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+# One thread, no thread per connection: a thread-per-connection Python echo costs ~4 ms per
+# connection here (GIL hand-off to the new thread waits for a scheduler tick, HZ=250), which would
+# hide the sidecar's own figures.
 ECHO = """
-import socket, sys, threading
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(128)
+import selectors, socket
+sel = selectors.DefaultSelector()
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(128); s.setblocking(False)
 print(s.getsockname()[1], flush=True)
-def h(c):
-    while True:
-        d = c.recv(65536)
-        if not d: break
-        c.sendall(d)
-    c.close()
+sel.register(s, selectors.EVENT_READ)
 while True:
-    c, _ = s.accept(); threading.Thread(target=h, args=(c,), daemon=True).start()
+    for key, _ in sel.select():
+        if key.fileobj is s:
+            c, _ = s.accept(); c.setblocking(False); sel.register(c, selectors.EVENT_READ)
+            continue
+        c = key.fileobj
+        try:
+            d = c.recv(65536)
+        except ConnectionError:
+            d = b""
+        if d:
+            c.sendall(d)
+        else:
+            sel.unregister(c); c.close()
+"""
+
+HOLDER = """
+import os, resource, sys, time
+n = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_NOFILE, (n + 64, n + 64))
+held = [os.open("/dev/null", os.O_RDONLY) for _ in range(n)]
+print("ready", flush=True)
+time.sleep(3600)
 """
 
 
@@ -118,6 +138,9 @@ def main():
     ap.add_argument("-n", type=int, default=50, help="workload processes per mode")
     ap.add_argument("--mode", default="outbound,wlapi")
     ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--busy-fds", type=int, default=0, help="model a busier host: a root process holding this "
+                    "many open files while the workloads run (the TCP peer lookup walks /proc/*/fd)")
+    ap.add_argument("--raw", action="store_true", help="also print every sample, sorted")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, audit)")
     ap.add_argument("--wrap", default="", help="prefix for the sidecar's command line, e.g. "
                     "'strace -f -tt -T -o /tmp/sidecar.strace' (the figures then include its overhead)")
@@ -127,7 +150,8 @@ def main():
     if os.geteuid() != 0:
         sys.exit("needs root: the workloads run under other uids (setpriv --reuid)")
     os.environ["PORTCULLIS_BIN"] = os.path.abspath(args.binary)
-    print("load before:", open("/proc/loadavg").read().strip())
+    print("load before:", open("/proc/loadavg").read().strip(), "| processes:",
+          sum(1 for d in os.listdir("/proc") if d.isdigit()))
 
     tmp = tempfile.mkdtemp(prefix="portcullis-svid-ready-")
     os.chmod(tmp, 0o755)  # the workloads (other uids) exec the binary and reach the socket
@@ -148,6 +172,10 @@ def main():
         proxy.args = args.wrap.split() + proxy.args
         proxy.start(timeout=20)
         outbound = proxy.listener_port("outbound")
+        if args.busy_fds:
+            holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(args.busy_fds)], stdout=subprocess.PIPE, text=True)
+            procs.append(holder)
+            holder.stdout.readline()
         before = proxy.stats()
         if args.perf:
             perf = subprocess.Popen(["perf", "record", "-F", "4000", "-g", "-p", str(proxy.pid), "-o", args.perf],
@@ -187,6 +215,9 @@ def main():
             print(summary("first connection (incl. issuance)", firsts))
             print(summary("second connection (already issued)", seconds))
             print(summary("difference per process", [a - b for a, b in zip(firsts, seconds)]))
+            if args.raw:
+                print("  first: ", " ".join("%.2f" % x for x in sorted(firsts)))
+                print("  second:", " ".join("%.2f" % x for x in sorted(seconds)))
         for k in ("agent.svids_issued", "agent.svids_revoked_on_exit", "agent.unmatched_workloads",
                   "agent.workloads_rejected", "agent.requests_deduplicated", "workload_api.fetch_x509_svid",
                   "workload_attestation.kernel.lookups_tcp_peer", "workload_attestation.kernel.lookups_unix_peer",

@@ -77,7 +77,7 @@ def audit_times(path, decision):
                 r = json.loads(line)
                 if r.get("decision") == decision:
                     t = datetime.datetime.strptime(r["time"].rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f")
-                    out[r.get("serial", "")] = t.replace(tzinfo=datetime.timezone.utc).timestamp()
+                    out[r.get("cert_serial", "")] = t.replace(tzinfo=datetime.timezone.utc).timestamp()
     except FileNotFoundError:
         pass
     return out

@@ -22,6 +22,8 @@ hashes the executable (cached by inode afterwards) and is reported apart as `col
 Usage: bench/svid_ready_latency.py [--binary build/proxy/portcullis] [-n 50] [--mode outbound,wlapi]
 Needs root (setpriv --reuid), gcc, python3."""
 import argparse
+import datetime
+import json
 import os
 import shutil
 import signal
@@ -116,10 +118,27 @@ def run_workload(exe, args):
         if f[0] == "error":
             raise RuntimeError("workload: %s (stderr %s)" % (line, p.stderr))
         if f[0] == "conn":
-            conns.append(int(f[4]) / 1000.0)  # elapsed ms, CLOCK_MONOTONIC inside the workload
+            # elapsed ms (CLOCK_MONOTONIC inside the workload), start and done (CLOCK_REALTIME µs)
+            conns.append((int(f[4]) / 1000.0, int(f[2]), int(f[3])))
     if p.returncode != 0 or len(conns) < 2:
         raise RuntimeError("workload exited %d: %s %s" % (p.returncode, p.stdout, p.stderr))
     return conns
+
+
+def issued_at_us(audit_path, after_us):
+    """CLOCK_REALTIME µs of the frontend's first `svid_issued` audit records at or after after_us:
+    {"authority": signed by the embedded authority, "identity": stored by the agent}."""
+    out = {}
+    with open(audit_path) as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("decision") != "svid_issued" or not r.get("peer_spiffe_id", "").endswith("/frontend"):
+                continue
+            t = datetime.datetime.strptime(r["time"].rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f")
+            us = int(round(t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1e6))
+            if us >= after_us:
+                out.setdefault(r.get("listener"), us)
+    return out
 
 
 def pct(xs, q):
@@ -140,6 +159,8 @@ def main():
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--busy-fds", type=int, default=0, help="model a busier host: a root process holding this "
                     "many open files while the workloads run (the TCP peer lookup walks /proc/*/fd)")
+    ap.add_argument("--initial-csrs", type=int, default=0, help="identity.limits.initial_csrs (default: the "
+                    "sidecar's, 2): CSRs sent on first contact before the number of matching entries is known")
     ap.add_argument("--raw", action="store_true", help="also print every sample, sorted")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, audit)")
     ap.add_argument("--wrap", default="", help="prefix for the sidecar's command line, e.g. "
@@ -167,8 +188,11 @@ def main():
         procs.append(echo)
         backend_port = int(echo.stdout.readline())
         sock = os.path.join(tmp, "agent.sock")
-        proxy = harness.Proxy(sidecar_config(tmp, harness.closed_port(), backend_port, sock),
-                              concurrency=args.concurrency)
+        audit_path = os.path.join(tmp, "audit.log")  # sidecar_config puts it there
+        cfg = sidecar_config(tmp, harness.closed_port(), backend_port, sock)
+        if args.initial_csrs:
+            cfg["identity"]["limits"] = {"initial_csrs": args.initial_csrs}
+        proxy = harness.Proxy(cfg, concurrency=args.concurrency)
         proxy.args = args.wrap.split() + proxy.args
         proxy.start(timeout=20)
         outbound = proxy.listener_port("outbound")
@@ -190,24 +214,29 @@ def main():
         modes = {"outbound": ["tcp", "127.0.0.1", str(outbound), "2"], "wlapi": ["wlapi", sock, "2"]}
         results = {}
         for mode in args.mode.split(","):
-            firsts, seconds = [], []
+            firsts, seconds, to_issued, stored, after_issued = [], [], [], [], []
             cold = None
             for i in range(args.n + (1 if not results else 0)):
                 revoked = proxy.stat("agent.svids_revoked_on_exit")
-                first, second = run_workload(exe, modes[mode])[:2]
+                (first, start_us, done_us), (second, _, _) = run_workload(exe, modes[mode])[:2]
                 settle(revoked)
+                issued = issued_at_us(audit_path, start_us)
                 if cold is None and not results:
                     cold = (first, second)  # the backend's SVID and the exe hash are paid here
                     continue
                 firsts.append(first)
+                if "authority" in issued and "identity" in issued and issued["identity"] <= done_us:
+                    to_issued.append((issued["authority"] - start_us) / 1000.0)
+                    stored.append((issued["identity"] - issued["authority"]) / 1000.0)
+                    after_issued.append((done_us - issued["identity"]) / 1000.0)
                 seconds.append(second)
-            results[mode] = (firsts, seconds, cold)
+            results[mode] = (firsts, seconds, cold, to_issued, stored, after_issued)
         after = proxy.stats()
         if args.perf:
             perf.send_signal(signal.SIGINT)
             perf.wait(30)
         print("load after: ", open("/proc/loadavg").read().strip())
-        for mode, (firsts, seconds, cold) in results.items():
+        for mode, (firsts, seconds, cold, to_issued, stored, after_issued) in results.items():
             print("== %s (%d fresh processes, uid %d)" % (mode, len(firsts), FRONTEND_UID))
             if cold:
                 print("cold (first process ever: also the backend's SVID and the exe hash): first %.2f, second %.2f ms"
@@ -215,6 +244,10 @@ def main():
             print(summary("first connection (incl. issuance)", firsts))
             print(summary("second connection (already issued)", seconds))
             print(summary("difference per process", [a - b for a, b in zip(firsts, seconds)]))
+            if to_issued:  # the first connection split at the two svid_issued audit records
+                print(summary("  connect -> authority signed", to_issued))
+                print(summary("  signed -> agent stored", stored))
+                print(summary("  stored -> answer at workload", after_issued))
             if args.raw:
                 print("  first: ", " ".join("%.2f" % x for x in sorted(firsts)))
                 print("  second:", " ".join("%.2f" % x for x in sorted(seconds)))

@@ -262,6 +262,14 @@ def main():
         if proxy is not None:
             if args.keep:
                 shutil.copy(proxy.stderr_path, os.path.join(tmp, "sidecar.log"))
+            if args.wrap and proxy.alive():
+                # The harness kills the wrapper (strace); the sidecar is its child and would stay.
+                try:
+                    with open("/proc/%d/task/%d/children" % (proxy.pid, proxy.pid)) as f:
+                        for child in f.read().split():
+                            os.kill(int(child), signal.SIGKILL)
+                except OSError:
+                    pass
             proxy.close()
         for p in procs:
             p.kill()

@@ -81,37 +81,50 @@ Result<SocketOwner> SocketOwnerFinder::find(const std::vector<TcpSocketInfo>& so
     return *hit;
   }
   std::set<uint64_t> wanted;
-  std::set<uid_t> uids{0};
+  std::set<uid_t> socket_uids;
   for (const auto& s : sockets) {
     wanted.insert(s.inode);
-    uids.insert(s.uid);
+    socket_uids.insert(s.uid);
   }
-  UniqueDir proc = open_dir_at(AT_FDCWD, proc_root_.c_str());
-  if (!proc) return make_error(ErrorCode::kIo, "cannot open " + proc_root_ + ": " + std::strerror(errno));
-  stats_.proc_scans.inc();
+  // Two passes: the sockets' own uids first, then root's processes (non-dumpable processes show
+  // up as root in /proc). A host's big root daemons then cost nothing when an unprivileged
+  // workload connects (bench: 10,000 fds in one root process added 18 ms per first contact).
+  std::vector<std::set<uid_t>> passes;
+  if (!same_uid_only) {
+    passes.push_back({});  // empty: every process
+  } else {
+    passes.push_back(socket_uids);
+    if (!socket_uids.contains(0)) passes.push_back({0});
+  }
   size_t processes = 0;
   size_t fd_budget = limits_.max_fds;
   FdScan scan{fd_budget};
   bool exhausted = false;
-  while (dirent* e = ::readdir(proc.get())) {
-    pid_t pid = 0;
-    if (!parse_pid(e->d_name, &pid)) continue;
-    if (processes == limits_.max_processes || fd_budget == 0) {
-      exhausted = true;
-      break;
+  for (const auto& uids : passes) {
+    UniqueDir proc = open_dir_at(AT_FDCWD, proc_root_.c_str());
+    if (!proc) return make_error(ErrorCode::kIo, "cannot open " + proc_root_ + ": " + std::strerror(errno));
+    stats_.proc_scans.inc();
+    while (dirent* e = ::readdir(proc.get())) {
+      pid_t pid = 0;
+      if (!parse_pid(e->d_name, &pid)) continue;
+      if (processes == limits_.max_processes || fd_budget == 0) {
+        exhausted = true;
+        break;
+      }
+      struct stat st {};
+      if (!uids.empty() && (::fstatat(::dirfd(proc.get()), e->d_name, &st, 0) != 0 || !uids.count(st.st_uid))) continue;
+      ++processes;
+      uint64_t inode = scan.first_match(::dirfd(proc.get()), e->d_name, wanted);
+      if (inode == 0) continue;
+      stats_.proc_fds_scanned.inc(limits_.max_fds - fd_budget);
+      SocketOwner owner{pid, {}};
+      for (const auto& s : sockets) {
+        if (s.inode == inode) owner.socket = s;
+      }
+      remember(owner);
+      return owner;
     }
-    ++processes;
-    struct stat st {};
-    if (same_uid_only && (::fstatat(::dirfd(proc.get()), e->d_name, &st, 0) != 0 || !uids.count(st.st_uid))) continue;
-    uint64_t inode = scan.first_match(::dirfd(proc.get()), e->d_name, wanted);
-    if (inode == 0) continue;
-    stats_.proc_fds_scanned.inc(limits_.max_fds - fd_budget);
-    SocketOwner owner{pid, {}};
-    for (const auto& s : sockets) {
-      if (s.inode == inode) owner.socket = s;
-    }
-    remember(owner);
-    return owner;
+    if (exhausted) break;
   }
   stats_.proc_fds_scanned.inc(limits_.max_fds - fd_budget);
   if (exhausted) {

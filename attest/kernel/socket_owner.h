@@ -34,9 +34,9 @@ struct SocketOwner {
 // SocketOwnerFinder finds the process that holds a socket inode by reading /proc/*/fd links
 // ("socket:[INODE]"). The first holder in /proc order (ascending PID, so a parent before the
 // children that inherited the socket) wins. With `same_uid_only` a process is only read when its
-// /proc directory belongs to the socket's uid (or to root: non-dumpable processes show up as
-// root), which skips most of a busy host's processes without missing a holder the attestor would
-// accept. Found owners are cached by inode and re-checked (the PID still holds that inode) before
+// /proc directory belongs to the socket's uid, and in a second pass to root (non-dumpable
+// processes show up as root), which skips most of a busy host's processes without missing a
+// holder the attestor would accept; a holder of the socket's own uid wins over a root-looking one. Found owners are cached by inode and re-checked (the PID still holds that inode) before
 // reuse, which makes a listener's repeated lookups cheap. A client's every connection is a new
 // inode, so before a full scan the last few owners found are asked whether they hold it (reading
 // only their own fds): a process that keeps connecting costs O(its fds), not O(the host's fds) —

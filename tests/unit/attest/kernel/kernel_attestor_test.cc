@@ -286,6 +286,10 @@ TEST_F(KernelAttestorTest, ScanLimitsBoundTheOwnerSearch) {
   ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
   ASSERT_EQ(::listen(listener.get(), 4), 0);
   ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  // A decoy of the same uid with a lower PID: the scan reads the socket's uid's processes first,
+  // so it is the one process the budget allows.
+  auto decoy = testing::TestProcess::spawn(testing::as_uid(1234, testing::python(kSleep)));
+  ASSERT_EQ(decoy->read_line(), "ok");
   auto child = testing::TestProcess::spawn(
       testing::as_uid(1234, testing::python(kTcpConnect, {"127.0.0.1", std::to_string(port_of(addr))})));
   UniqueFd conn = accept_within(listener.get());
@@ -296,7 +300,7 @@ TEST_F(KernelAttestorTest, ScanLimitsBoundTheOwnerSearch) {
   ::getsockname(conn.get(), reinterpret_cast<sockaddr*>(&local), &l1);
   ::getpeername(conn.get(), reinterpret_cast<sockaddr*>(&remote), &l2);
   KernelAttestorOptions options;
-  options.max_proc_scan = 1;  // /proc lists PID 1 first; the workload is not PID 1
+  options.max_proc_scan = 1;
   auto attestor = make(options);
   auto att = attestor->attest_tcp_peer(local, remote);
   ASSERT_FALSE(att.ok());

@@ -137,7 +137,9 @@ Result<std::shared_ptr<const TlsContext>> BuiltinIdentitySelector::context_for(c
     why = connection.side == ConnectionContext::Side::kCluster ? "the calling process could not be attested"
                                                                : "the process behind the upstream endpoint could not be attested";
   } else if (auto view = store_->for_caller(*caller); !view) {
-    why = describe(*caller) + " matches no registration entry";
+    // The store cannot tell an unmatched caller from one whose SVIDs could not be issued or
+    // expired while the authority was away; agent.* stats and /ready say which.
+    why = describe(*caller) + " matches no registration entry with a valid SVID (none matched, or issuance failed or expired)";
   } else if (view->default_svid() == nullptr) {
     why = describe(*caller) + " is entitled to no X.509-SVID";
   } else {

@@ -202,7 +202,7 @@ TEST_F(BuiltinIdentitySelectorTest, UnattestedCallersAreRefusedOrGivenTheFallbac
   who = CallerInfo{4242, 2000, 2000, {"unix:uid:2000"}};  // attested, but no entry matches
   r = (*refusing)->context_for(connection());
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().message, "unattested caller: pid 4242 uid 2000 1 selectors matches no registration entry");
+  EXPECT_EQ(r.error().message, "unattested caller: pid 4242 uid 2000 1 selectors matches no registration entry with a valid SVID (none matched, or issuance failed or expired)");
   r = (*refusing)->context_for(connection(ConnectionContext::Side::kListener));
   EXPECT_EQ(stat("unattested_callers"), 3);
 

@@ -132,9 +132,12 @@ mtls::CallerInfo Server::caller_for(const attest::kernel::Attestation& attestati
 mtls::CallerResolver Server::call_resolver() {
   if (!agent_) return nullptr;
   return [this](const grpc::ServerCallContext& ctx) -> mtls::CallerInfo {
-    // A Unix-socket peer comes with its pidfd (SO_PEERPIDFD): the very process that connected.
+    // A Unix-socket peer comes with its pidfd (SO_PEERPIDFD): the very process that connected,
+    // and its uid at connect time, which that process must still have (no setuid exec since).
     if (!ctx.peer || ctx.peer->pidfd < 0) return mtls::credentials_caller(ctx);
-    auto attested = attestor_->attest_pidfd(ctx.peer->pidfd);
+    std::optional<uid_t> socket_uid;
+    if (ctx.peer->credentials) socket_uid = ctx.peer->credentials->uid;
+    auto attested = attestor_->attest_pidfd(ctx.peer->pidfd, socket_uid);
     if (!attested.ok()) {
       spdlog::debug("identity: gRPC caller {} not attested: {}", ctx.peer->address, attested.error().message);
       return mtls::credentials_caller(ctx);

@@ -47,7 +47,7 @@ Result<std::shared_ptr<const mtls::TrustBundle>> load_bootstrap_bundle(const std
 
 Status Server::start_agent() {
   const attest::agent::AgentConfig& cfg = *config_->agent;
-  auto attestor = attest::kernel::KernelAttestor::create({}, stats_);
+  auto attestor = attest::kernel::KernelAttestor::create(cfg.kernel, stats_);
   if (!attestor.ok()) return make_error(attestor.error().code, "identity: kernel attestation: " + attestor.error().message);
   attestor_ = std::move(attestor.value());
   auto watcher = attest::kernel::ExitWatcher::create();

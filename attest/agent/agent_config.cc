@@ -108,7 +108,9 @@ void parse_workload_attestation(const Node& node, AgentConfig& out, ErrorList& e
   if (!r.valid()) return;
   auto k = r.get("kernel");
   out.kernel_attestation = k.has_value();
-  if (k) MapReader(*k, errors).finish();  // no options yet: reject typos inside
+  if (k) {
+    if (auto options = kernel::parse_kernel_attestor_options(*k, errors)) out.kernel = std::move(*options);
+  }
   if (!k) errors.add(node.location(), node.path() + ".kernel", "missing required field (kernel is the only workload attestor)");
 }
 

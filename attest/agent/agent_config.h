@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "attest/kernel/kernel_config.h"
 #include "config/address.h"
 #include "config/node.h"
 #include "mtls/identity_config.h"
@@ -55,7 +56,7 @@ struct EmbeddedAuthorityConfig {
 //       bootstrap_bundle: {filename: /etc/portcullis/bundle.pem}
 //       server_spiffe_id: spiffe://example.org/portcullis/authority   # the default
 //     node_attestation: {join_token: {token: 3f9a...}}                # authority only
-//     workload_attestation: {kernel: {}}
+//     workload_attestation: {kernel: {}}  # limits: attest/kernel/kernel_config.h
 //     rotate_at: 0.5                        # renew at this fraction of each SVID's lifetime
 //     unattested_fallback: spiffe://example.org/legacy                # optional
 //     limits: {backoff_initial: 200ms, backoff_max: 30s, ...}         # see AgentLimits
@@ -65,6 +66,7 @@ struct AgentConfig {
   std::optional<EmbeddedAuthorityConfig> embedded;
   std::string join_token;  // secret; never logged
   bool kernel_attestation = true;
+  kernel::KernelAttestorOptions kernel;  // workload_attestation.kernel: the attestor's limits
   double rotate_at = 0.5;
   std::string unattested_fallback;  // SPIFFE ID served to callers no entry matches; empty: refuse
   AgentLimits limits;

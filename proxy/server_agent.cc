@@ -111,7 +111,10 @@ mtls::CallerInfo Server::caller_for(const attest::kernel::Attestation& attestati
   caller.selectors = attestation.selectors;
 
   thread_local std::unordered_set<uint64_t> known;
-  const uint64_t key = (static_cast<uint64_t>(attestation.attributes->pid) << 40) ^ attestation.attributes->start_time;
+  // The process and its selectors: after an exec (same PID and start time, other selectors) the
+  // agent must hear of it again, to move the process to its new set for revocation on exit.
+  uint64_t key = (static_cast<uint64_t>(attestation.attributes->pid) << 40) ^ attestation.attributes->start_time;
+  for (const auto& s : attestation.selectors) key = (key * 1099511628211ull) ^ std::hash<std::string>{}(s);
   const bool issued = attested_store_->for_caller(caller) != nullptr;
   if (issued && known.contains(key)) return caller;
   if (known.size() >= kKnownProcessesPerWorker) known.clear();

@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include <future>
-#include <unordered_set>
+#include <unordered_map>
 
 #include <spdlog/spdlog.h>
 
@@ -110,12 +110,23 @@ mtls::CallerInfo Server::caller_for(const attest::kernel::Attestation& attestati
   caller.gid = attestation.attributes->gid;
   caller.selectors = attestation.selectors;
 
-  thread_local std::unordered_set<uint64_t> known;
-  const uint64_t key = (static_cast<uint64_t>(attestation.attributes->pid) << 40) ^ attestation.attributes->start_time;
+  // Per worker: the processes the agent has heard of, and until when a caller it could not serve
+  // is refused without waiting again (or one such process, connecting in a loop, would hold its
+  // worker caller_wait per connection, stalling every connection sharing the worker).
+  thread_local std::unordered_map<uint64_t, std::chrono::steady_clock::time_point> known;
+  // The process and its selectors: after an exec (same PID and start time, other selectors) the
+  // agent must hear of it again, to move the process to its new set for revocation on exit.
+  uint64_t key = (static_cast<uint64_t>(attestation.attributes->pid) << 40) ^ attestation.attributes->start_time;
+  for (const auto& s : attestation.selectors) key = (key * 1099511628211ull) ^ std::hash<std::string>{}(s);
   const bool issued = attested_store_->for_caller(caller) != nullptr;
-  if (issued && known.contains(key)) return caller;
-  if (known.size() >= kKnownProcessesPerWorker) known.clear();
-  known.insert(key);
+  const auto now = std::chrono::steady_clock::now();
+  auto it = known.find(key);
+  if (issued && it != known.end()) return caller;
+  const bool wait = !issued && (it == known.end() || now >= it->second);
+  if (it == known.end()) {
+    if (known.size() >= kKnownProcessesPerWorker) known.clear();
+    known.emplace(key, std::chrono::steady_clock::time_point{});
+  }
 
   // The agent lives on the main thread. A caller whose SVIDs exist only registers the process
   // (for revocation on exit); a first caller waits, bounded, for issuance.
@@ -125,16 +136,22 @@ mtls::CallerInfo Server::caller_for(const attest::kernel::Attestation& attestati
     if (!agent_) return;  // shutting down: the promise breaks, the waiter returns
     agent_->ensure_workload(attestation, [done](std::shared_ptr<const mtls::IdentitySnapshot>) { done->set_value(); });
   });
-  if (!issued && std::this_thread::get_id() != main_thread_) ready.wait_for(config_->agent->limits.caller_wait);
+  if (wait && std::this_thread::get_id() != main_thread_) {
+    ready.wait_for(config_->agent->limits.caller_wait);
+    if (attested_store_->for_caller(caller) == nullptr) known[key] = now + config_->agent->limits.unmatched_retry;
+  }
   return caller;
 }
 
 mtls::CallerResolver Server::call_resolver() {
   if (!agent_) return nullptr;
   return [this](const grpc::ServerCallContext& ctx) -> mtls::CallerInfo {
-    // A Unix-socket peer comes with its pidfd (SO_PEERPIDFD): the very process that connected.
+    // A Unix-socket peer comes with its pidfd (SO_PEERPIDFD): the very process that connected,
+    // and its uid at connect time, which that process must still have (no setuid exec since).
     if (!ctx.peer || ctx.peer->pidfd < 0) return mtls::credentials_caller(ctx);
-    auto attested = attestor_->attest_pidfd(ctx.peer->pidfd);
+    std::optional<uid_t> socket_uid;
+    if (ctx.peer->credentials) socket_uid = ctx.peer->credentials->uid;
+    auto attested = attestor_->attest_pidfd(ctx.peer->pidfd, socket_uid);
     if (!attested.ok()) {
       spdlog::debug("identity: gRPC caller {} not attested: {}", ctx.peer->address, attested.error().message);
       return mtls::credentials_caller(ctx);

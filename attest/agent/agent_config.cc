@@ -109,7 +109,7 @@ void parse_workload_attestation(const Node& node, AgentConfig& out, ErrorList& e
   auto k = r.get("kernel");
   out.kernel_attestation = k.has_value();
   if (k) {
-    if (auto options = kernel::parse_kernel_attestor_options(*k, errors)) out.kernel = *options;
+    if (auto options = kernel::parse_kernel_attestor_options(*k, errors)) out.kernel = std::move(*options);
   }
   if (!k) errors.add(node.location(), node.path() + ".kernel", "missing required field (kernel is the only workload attestor)");
 }

@@ -56,7 +56,7 @@ struct EmbeddedAuthorityConfig {
 //       bootstrap_bundle: {filename: /etc/portcullis/bundle.pem}
 //       server_spiffe_id: spiffe://example.org/portcullis/authority   # the default
 //     node_attestation: {join_token: {token: 3f9a...}}                # authority only
-//     workload_attestation: {kernel: {}}
+//     workload_attestation: {kernel: {}}  # limits: attest/kernel/kernel_config.h
 //     rotate_at: 0.5                        # renew at this fraction of each SVID's lifetime
 //     unattested_fallback: spiffe://example.org/legacy                # optional
 //     limits: {backoff_initial: 200ms, backoff_max: 30s, ...}         # see AgentLimits

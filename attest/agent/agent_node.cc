@@ -162,8 +162,10 @@ void WorkloadAgent::on_update(v1::AuthorityUpdate update) {
   std::vector<mtls::RevokedSerial> entries;
   for (const auto& r : update.revocations()) entries.push_back({r.serial(), r.expires_at(), r.spiffe_id()});
   int64_t now = std::chrono::duration_cast<std::chrono::seconds>(deps_.timer.now().time_since_epoch()).count();
-  Status s = update.full_revocation_set() ? deps_.revocations->replace(std::move(entries), now)
-                                          : deps_.revocations->add(std::move(entries), now);
+  // Even a full set is added, not swapped in: it may arrive in several messages (the authority
+  // splits big ones), and a swap would unrevoke the later pieces' serials until they came. The
+  // authority never withdraws a revocation; what we hold leaves when its certificate expires.
+  Status s = deps_.revocations->add(std::move(entries), now);
   if (!s.ok()) {
     stats_.bad_responses.inc();
     audit("authority_error", "", "", "revocation update rejected: " + s.error().message);

@@ -47,6 +47,12 @@ std::chrono::milliseconds WorkloadAgent::until(Clock::time_point t) const {
 void WorkloadAgent::ensure_workload(const kernel::Attestation& attestation, Done done) {
   const Selectors& selectors = attestation.selectors;
   ProcessKey key{attestation.attributes->pid, attestation.attributes->start_time};
+  if (auto pit = processes_.find(key); pit != processes_.end() && pit->second.selectors != selectors) {
+    // The same process under other selectors: it exec'd, or changed uid or cgroup. Its old image
+    // is gone, as on exit; left registered under the old set, its exit would revoke only that one,
+    // and the new set's SVIDs would never be revoked (and be renewed for ever).
+    on_process_exit(key);
+  }
   auto wit = workloads_.find(selectors);
   if (wit == workloads_.end() && workloads_.size() >= config_.limits.max_workloads) {
     stats_.workloads_rejected.inc();

@@ -43,6 +43,7 @@ void parse_limits(const Node& node, AuthorityLimits& l, ErrorList& errors) {
   r.uint32("max_selectors_per_entry", 1, 10000, &l.max_selectors_per_entry);
   r.uint32("max_dns_names_per_entry", 0, 10000, &l.max_dns_names_per_entry);
   r.uint32("max_id_bytes", 64, 1 << 16, &l.max_id_bytes);
+  r.uint32("max_update_bytes", 64 << 10, 64 << 20, &l.max_update_bytes);
   seconds_field(r, "max_join_token_ttl", seconds(1), seconds(365 * 24 * 3600), &l.max_join_token_ttl);
   seconds_field(r, "max_svid_ttl", seconds(60), seconds(10LL * 365 * 24 * 3600), &l.max_svid_ttl);
 }

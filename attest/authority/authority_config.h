@@ -33,6 +33,9 @@ struct AuthorityLimits {
   uint32_t max_selectors_per_entry = 32;
   uint32_t max_dns_names_per_entry = 32;
   uint32_t max_id_bytes = 2048;                // SPIFFE IDs, entry IDs, reasons
+  // One WatchUpdates message. A larger update (a big revocation set, a sidecar's first message)
+  // goes out in several; sidecars accept 4 MiB per message by default.
+  uint32_t max_update_bytes = 1 << 20;
   std::chrono::seconds max_join_token_ttl{24 * 3600};
   std::chrono::seconds max_svid_ttl{30 * 24 * 3600};  // an entry's TTLs may not exceed this
 };

@@ -62,4 +62,23 @@ v1::Revocation revocation_to_proto(const Revocation& revocation) {
   return out;
 }
 
+std::vector<v1::AuthorityUpdate> split_update(const v1::AuthorityUpdate& update, size_t max_bytes) {
+  if (update.ByteSizeLong() <= max_bytes) return {update};
+  std::vector<v1::AuthorityUpdate> out(1);
+  if (update.has_bundle()) *out[0].mutable_bundle() = update.bundle();
+  out[0].set_full_revocation_set(update.full_revocation_set());
+  size_t bytes = out[0].ByteSizeLong();
+  for (const auto& r : update.revocations()) {
+    // A repeated field's element costs its size, a tag byte and a length varint (< 6 bytes).
+    size_t cost = r.ByteSizeLong() + 6;
+    if (out.back().revocations_size() > 0 && bytes + cost > max_bytes) {
+      out.emplace_back();
+      bytes = 0;
+    }
+    *out.back().add_revocations() = r;
+    bytes += cost;
+  }
+  return out;
+}
+
 }  // namespace portcullis::attest::authority

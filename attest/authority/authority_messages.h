@@ -28,4 +28,10 @@ v1::RegistrationEntry entry_to_proto(const RegistrationEntry& entry);
 
 v1::Revocation revocation_to_proto(const Revocation& revocation);
 
+// split_update cuts `update` into messages of at most about `max_bytes` each (one revocation
+// larger than that still goes alone). The first carries the bundle and full_revocation_set; the
+// rest only revocations. A receiver adds every message's revocations to what it holds, so the
+// set it enforces never loses an entry between the pieces.
+std::vector<v1::AuthorityUpdate> split_update(const v1::AuthorityUpdate& update, size_t max_bytes);
+
 }  // namespace portcullis::attest::authority

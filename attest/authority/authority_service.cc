@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "attest/authority/authority_messages.h"
+
 namespace portcullis::attest::authority {
 namespace {
 
@@ -107,11 +109,17 @@ void AuthorityService::watch(const v1::WatchUpdatesRequest&, grpc::ServerWriter<
   if (!node.ok()) return writer.finish(node.status());
   // The feed holds the call weakly: a stream that ended must not be kept alive by the feed.
   std::weak_ptr<grpc::ServerCall> weak = writer.call();
-  auto subscription = core_->watch([weak](const v1::AuthorityUpdate& update) {
+  // A full revocation set grows with every exit; in one message it would outgrow what sidecars
+  // accept, and every reconnect would fail the same way: revocations would stop reaching anyone.
+  const size_t max_bytes = core_->options().limits.max_update_bytes;
+  auto subscription = core_->watch([weak, max_bytes](const v1::AuthorityUpdate& update) {
     auto call = weak.lock();
     if (!call) return;
-    grpc::ServerWriter<v1::AuthorityUpdate>(std::move(call)).post([update](const grpc::ServerWriter<v1::AuthorityUpdate>& w) {
-      w.write(update);  // false: the client stopped reading; the transport ended the call
+    auto pieces = std::make_shared<const std::vector<v1::AuthorityUpdate>>(split_update(update, max_bytes));
+    grpc::ServerWriter<v1::AuthorityUpdate>(std::move(call)).post([pieces](const grpc::ServerWriter<v1::AuthorityUpdate>& w) {
+      for (const auto& piece : *pieces) {
+        if (!w.write(piece)) return;  // the client stopped reading; the transport ended the call
+      }
     });
   });
   if (!subscription.ok()) return writer.finish(grpc::to_grpc_status(subscription.error()));

@@ -123,8 +123,15 @@ Status validate_workload_spiffe_id(std::string_view id, std::string_view trust_d
   if (!parsed.ok()) return invalid(parsed.error().message);
   if (parsed->is_trust_domain_id()) return invalid(quoted(id) + " has no path; a workload ID needs one");
   std::string_view path = parsed->path();
-  if (path == kNodePathPrefix || (path.starts_with(kNodePathPrefix) && path[kNodePathPrefix.size()] == '/')) {
+  auto under = [path](std::string_view prefix) {
+    return path == prefix || (path.starts_with(prefix) && path[prefix.size()] == '/');
+  };
+  if (under(kNodePathPrefix)) {
     return invalid(quoted(id) + " is under " + std::string(kNodePathPrefix) + ", which is reserved for node SVIDs");
+  }
+  if (under(kReservedPathPrefix)) {
+    return invalid(quoted(id) + " is under " + std::string(kReservedPathPrefix) +
+                   ", which is reserved for the authority's own identity");
   }
   if (!trust_domain.empty() && !parsed->member_of(trust_domain)) {
     return invalid(quoted(id) + " is not in the authority's trust domain " + std::string(trust_domain));

@@ -42,6 +42,10 @@ struct EntryLimits {
 // (`/node/join_token/<id>`, `/node/embedded/<host>`). Entries may not claim it, or a workload
 // could be issued an identity the authority accepts as a node.
 inline constexpr std::string_view kNodePathPrefix = "/node";
+// kReservedPathPrefix is where the authority names itself (`/portcullis/authority`, the ID agents
+// pin for the authority's server certificate). An entry there would hand a workload an SVID that
+// agents accept as the authority: it could serve them a forged bundle.
+inline constexpr std::string_view kReservedPathPrefix = "/portcullis";
 
 // validate_selector checks one "TYPE:KEY:VALUE" selector: three non-empty parts (VALUE may contain
 // further colons, e.g. cgroup paths), printable ASCII only, at most `max_bytes`.
@@ -55,7 +59,7 @@ Status validate_dns_name(std::string_view name);
 Status validate_entry_id(std::string_view id);
 
 // validate_workload_spiffe_id checks an entry's spiffe_id: a valid SPIFFE ID with a path, not
-// under kNodePathPrefix, and in `trust_domain` when that is non-empty.
+// under kNodePathPrefix or kReservedPathPrefix, and in `trust_domain` when that is non-empty.
 Status validate_workload_spiffe_id(std::string_view id, std::string_view trust_domain);
 
 // validate_parent_id checks an entry's parent_id: empty, or a valid SPIFFE ID (in `trust_domain`

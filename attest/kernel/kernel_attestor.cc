@@ -36,11 +36,11 @@ KernelAttestor::KernelAttestor(KernelAttestorOptions options, KernelAttestStats 
               options_.proc_root),
       watcher_(std::move(watcher)) {}
 
-Result<Attestation> KernelAttestor::attest_pidfd(int pidfd) {
+Result<Attestation> KernelAttestor::attest_pidfd(int pidfd, std::optional<uid_t> socket_uid) {
   stats_.lookups_pidfd.inc();
   auto own = dup_pidfd(pidfd);
   if (!own.ok()) return fail(Failure::kInvalidInput, own.error());
-  return attest_owned(std::make_shared<const UniquePidfd>(std::move(*own)), std::nullopt);
+  return attest_owned(std::make_shared<const UniquePidfd>(std::move(*own)), socket_uid);
 }
 
 Result<Attestation> KernelAttestor::attest_unix_peer(int socket_fd) {

@@ -53,8 +53,11 @@ class KernelAttestor {
  public:
   static Result<std::unique_ptr<KernelAttestor>> create(KernelAttestorOptions options, StatsStore& stats);
 
-  // attest_pidfd attests the process of a borrowed pidfd (dup'ed inside).
-  Result<Attestation> attest_pidfd(int pidfd);
+  // attest_pidfd attests the process of a borrowed pidfd (dup'ed inside). A pidfd that came with a
+  // socket (SO_PEERPIDFD) must come with the socket's uid too (SO_PEERCRED, fixed at connect):
+  // the process may have exec'd a setuid binary since, while a child it forked keeps talking on
+  // the socket; require_socket_uid_match refuses it as attest_unix_peer does.
+  Result<Attestation> attest_pidfd(int pidfd, std::optional<uid_t> socket_uid = std::nullopt);
   // attest_unix_peer attests the peer of a connected AF_UNIX socket: SO_PEERPIDFD, or on kernels
   // without it SO_PEERCRED's PID + pidfd_open + start-time re-check.
   Result<Attestation> attest_unix_peer(int socket_fd);

@@ -116,6 +116,28 @@ bool all_zero(const uint32_t* a, int n) {
   return true;
 }
 
+// is_local says whether `ep` is an address of this network namespace: only then do connections
+// to it reach a wildcard listener here. A bind to it (port 0) fails with EADDRNOTAVAIL otherwise;
+// any other outcome (e.g. a link-local address without scope) keeps the wildcard answer.
+bool is_local(const IpEndpoint& ep) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  if (ep.family == AF_INET) {
+    auto& in = reinterpret_cast<sockaddr_in&>(ss);
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = ep.addr[0];
+    len = sizeof in;
+  } else {
+    auto& in6 = reinterpret_cast<sockaddr_in6&>(ss);
+    in6.sin6_family = AF_INET6;
+    std::memcpy(&in6.sin6_addr, ep.addr, 16);
+    len = sizeof in6;
+  }
+  UniqueFd probe(::socket(ep.family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!probe.valid()) return true;
+  return ::bind(probe.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0 || errno != EADDRNOTAVAIL;
+}
+
 }  // namespace
 
 Result<TcpSocketInfo> find_tcp_socket(const sockaddr_storage& local, const sockaddr_storage& remote) {
@@ -184,7 +206,13 @@ Result<std::vector<TcpSocketInfo>> find_tcp_listeners(const sockaddr_storage& ad
     if (!status.ok()) return status.error();
   }
   if (!exact.empty()) return exact;
-  if (!wildcard.empty()) return wildcard;
+  // A wildcard listener on the port does not serve an address that is not ours (the upstream is
+  // on another host): it would name an unrelated local process as the workload behind it.
+  if (!wildcard.empty()) {
+    if (is_local(*want)) return wildcard;
+    return make_error(ErrorCode::kNotFound, "no TCP listener on " + format_sockaddr(address) +
+                                                " (not an address of this network namespace)");
+  }
   return make_error(ErrorCode::kNotFound, "no TCP listener on " + format_sockaddr(address));
 }
 

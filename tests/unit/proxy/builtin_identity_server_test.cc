@@ -87,6 +87,31 @@ TEST_F(BuiltinIdentityServerTest, OutboundDefaultPresentsTheAttestedCallersSvidA
   EXPECT_EQ(ours.stat("cluster.up.upstream_cx_total"), 1);  // only the attested caller's
 }
 
+// A caller the agent cannot serve (here: the authority is down, so the node is not attested) waits
+// caller_wait once; its next connections are refused at once instead of holding their worker
+// thread (and every connection sharing it) that long again.
+TEST_F(BuiltinIdentityServerTest, AnUnservableCallerHoldsItsWorkerOnlyOnce) {
+  const std::string audit = pki_.path("audit-ours.log");
+  const std::string identity =
+      "identity: {trust_domain: example.org, authority: {address: {socket_address: {address: 127.0.0.1, "
+      "port_value: 1}}, bootstrap_bundle: {filename: " + pki_.path("ca.pem") + "}}, node_attestation: {join_token: "
+      "{token: t0k3n}}, workload_attestation: {kernel: {}}, limits: {caller_wait: 600ms, call_timeout: 30s}}\n";
+  Sidecar ours(sidecar_yaml("", echo_.port(), Pki::builtin_context(false, "default"), audit, identity), audit);
+  ASSERT_NE(ours.port(), 0);
+  std::vector<std::chrono::milliseconds> took;
+  for (int i = 0; i < 4; ++i) {  // two workers: each may wait once
+    auto start = testing::Clock::now();
+    Client caller(ours.port());
+    took.push_back(time_to_close(caller, start));
+  }
+  int long_waits = 0;
+  for (auto t : took) long_waits += t >= 500ms;
+  EXPECT_GE(long_waits, 1) << "the first contact waits for issuance";
+  EXPECT_LE(long_waits, 2) << "took " << took[0].count() << ", " << took[1].count() << ", " << took[2].count() << ", "
+                           << took[3].count() << " ms";
+  EXPECT_EQ(ours.wait_stat("identity.builtin.unattested_callers", 4), 4);
+}
+
 TEST_F(BuiltinIdentityServerTest, UnattestedFallbackServesTheNamedSvid) {
   Sidecar peer(sidecar_yaml(pki_.tls_context(true, "backend"), echo_.port(), "", pki_.path("audit-peer.log")),
                pki_.path("audit-peer.log"));

@@ -56,6 +56,33 @@ identity:
   EXPECT_DOUBLE_EQ(p.agent->limits.rotate_jitter, 0.1);
 }
 
+TEST(AgentConfig, KernelAttestorLimitsReachTheAgent) {
+  auto p = parse(R"(
+identity:
+  trust_domain: example.org
+  embedded_authority: {data_dir: /var/lib/portcullis}
+  workload_attestation:
+    kernel: {require_socket_uid_match: false, max_fd_scan: 10, cache_size: 7}
+)");
+  ASSERT_TRUE(p.agent) << p.errors;
+  EXPECT_FALSE(p.agent->kernel.require_socket_uid_match);
+  EXPECT_EQ(p.agent->kernel.max_fd_scan, 10u);
+  EXPECT_EQ(p.agent->kernel.cache_size, 7u);
+  EXPECT_EQ(p.agent->kernel.max_proc_scan, attest::kernel::KernelAttestorOptions{}.max_proc_scan);
+}
+
+TEST(AgentConfig, KernelAttestorTypoIsAnError) {
+  auto p = parse(R"(
+identity:
+  trust_domain: example.org
+  embedded_authority: {data_dir: /var/lib/portcullis}
+  workload_attestation:
+    kernel: {max_fd_scann: 10}
+)");
+  EXPECT_FALSE(p.agent);
+  EXPECT_NE(p.errors.find("max_fd_scann"), std::string::npos) << p.errors;
+}
+
 TEST(AgentConfig, EmbeddedAuthorityAndLimits) {
   auto p = parse(R"(
 identity:

@@ -244,6 +244,41 @@ TEST_F(AgentTest, KillingTheChildRevokesItsSerialAtTheAuthorityAndThePushComesBa
   EXPECT_EQ(agent_->live_processes(), 0u);
 }
 
+TEST_F(AgentTest, AProcessThatExecsAfterIssuanceHasItsNewSvidsRevokedOnExit) {
+  REQUIRE_ROOT();
+  start();
+  authority_->add_entry("spiffe://example.org/any", {"unix:uid:4242"});
+  auto p = TestProcess::spawn(kernel::testing::as_uid(
+      4242, kernel::testing::python("import os,time; print('ready', flush=True); time.sleep(1); "
+                                    "os.execv('/usr/bin/sleep', ['sleep', '600'])")));
+  ASSERT_TRUE(p);
+  ASSERT_EQ(p->read_line(), "ready");
+  auto serial_of = [](const mtls::IdentitySnapshot& view) {
+    bssl::UniquePtr<BIGNUM> bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(view.svids[0].chain[0].get()), nullptr));
+    char* hex = BN_bn2hex(bn.get());
+    std::string out = hex;
+    OPENSSL_free(hex);
+    return out;
+  };
+  kernel::Attestation before, after;
+  auto first = ensure(*p, &before);
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(p->wait_for_exe("/usr/bin/sleep"));
+  auto second = ensure(*p, &after);
+  ASSERT_TRUE(second);
+  ASSERT_NE(before.selectors, after.selectors) << "the exec must change unix:path";
+  const std::string old_serial = serial_of(*first), new_serial = serial_of(*second);
+  ASSERT_NE(old_serial, new_serial);
+  ASSERT_TRUE(wait_until([&] { return revocations_->current()->revoked(old_serial); }))
+      << "the pre-exec image's SVIDs die with it";
+  EXPECT_EQ(agent_->live_processes(), 1u);
+  p->kill_and_reap();
+  ASSERT_TRUE(wait_until([&] { return revocations_->current()->revoked(new_serial); }))
+      << "the SVIDs issued after the exec must be revoked when the process exits";
+  EXPECT_EQ(store_->for_caller(mtls::CallerInfo{.selectors = after.selectors}), nullptr);
+  EXPECT_EQ(agent_->live_processes(), 0u);
+}
+
 TEST_F(AgentTest, ASiblingWithTheSameSelectorsKeepsTheSvidsAlive) {
   REQUIRE_ROOT();
   start();

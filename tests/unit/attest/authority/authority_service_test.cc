@@ -2,8 +2,11 @@
 // and the WatchUpdates stream.
 #include "attest/authority/authority_service.h"
 
+#include <set>
+
 #include <gtest/gtest.h>
 
+#include "attest/authority/authority_messages.h"
 #include "authority_test_util.h"
 #include "common/grpc/fake_server_call.h"
 
@@ -158,6 +161,67 @@ TEST_F(AuthorityServiceTest, WatchStreamsFullThenDeltasUntilItEnds) {
   auto anonymous = call(node_registry_, std::string(kAuthority) + "WatchUpdates", v1::WatchUpdatesRequest{},
                         tls_caller(std::nullopt));
   EXPECT_EQ(anonymous->final_status()->code, StatusCode::kUnauthenticated);
+}
+
+// A full revocation set larger than one message would fail every sidecar's stream on every
+// reconnect (they cap messages at 4 MiB), and revocations would stop propagating: it goes in pieces.
+TEST(AuthorityServiceWatch, ABigFullSetGoesInPiecesWithinTheLimit) {
+  TempDir dir;
+  AuthorityCoreOptions options;
+  options.limits.max_update_bytes = 64 << 10;
+  TestAuthority a{dir.path(), options};
+  auto service = std::make_shared<AuthorityService>(a.core, std::vector<uid_t>{}, a.stats, nullptr);
+  grpc::ServiceRegistry registry;
+  ASSERT_TRUE(AuthorityService::register_authority(service, registry).ok());
+  std::set<std::string> revoked;
+  for (int i = 0; i < 48; ++i) {  // ~2 KiB each: about 100 KiB in all
+    v1::X509Svid node = a.attest();
+    v1::RevokeSvidsRequest req;
+    req.add_serials(node.serial());
+    req.set_reason(std::string(2000, 'r'));
+    auto r = a.core->revoke(node.spiffe_id(), req);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    revoked.insert(node.serial());
+  }
+  v1::X509Svid watcher = a.attest();
+  std::string bytes;
+  v1::WatchUpdatesRequest{}.SerializeToString(&bytes);
+  grpc::ServerCallContext ctx;
+  auto peer = std::make_shared<grpc::PeerInfo>();
+  peer->tls = tls_peer(watcher);
+  ctx.peer = std::move(peer);
+  auto stream = grpc::start_fake_call(registry, std::string(kAuthority) + "WatchUpdates", std::move(bytes), std::move(ctx));
+  stream->manual_executor()->run();
+  ASSERT_GE(stream->sent().size(), 2u);
+  std::set<std::string> got;
+  for (size_t i = 0; i < stream->sent().size(); ++i) {
+    EXPECT_LE(stream->sent()[i].size(), size_t{64 << 10}) << "message " << i;
+    auto update = stream->sent_as<v1::AuthorityUpdate>(i);
+    EXPECT_EQ(update.has_bundle(), i == 0);
+    EXPECT_EQ(update.full_revocation_set(), i == 0);
+    for (const auto& r : update.revocations()) got.insert(r.serial());
+  }
+  EXPECT_EQ(got, revoked);
+  stream->cancel();
+  stream->manual_executor()->run();
+}
+
+TEST(SplitUpdate, SmallUpdatesStayWholeAndAnOversizedRevocationGoesAlone) {
+  v1::AuthorityUpdate update;
+  update.set_full_revocation_set(true);
+  update.add_revocations()->set_serial("0a");
+  auto whole = split_update(update, 1024);
+  ASSERT_EQ(whole.size(), 1u);
+  EXPECT_EQ(whole[0].SerializeAsString(), update.SerializeAsString());
+
+  update.add_revocations()->set_reason(std::string(4096, 'x'));
+  update.add_revocations()->set_serial("0c");
+  auto pieces = split_update(update, 1024);
+  ASSERT_EQ(pieces.size(), 3u);
+  EXPECT_TRUE(pieces[0].full_revocation_set());
+  EXPECT_EQ(pieces[0].revocations(0).serial(), "0a");
+  EXPECT_EQ(pieces[1].revocations_size(), 1);
+  EXPECT_EQ(pieces[2].revocations(0).serial(), "0c");
 }
 
 }  // namespace

@@ -164,6 +164,8 @@ TEST_F(AuthorityStoreTest, RejectsInvalidEntriesWithTheReason) {
       {[](auto& e) { e.spiffe_id = "http://example.org/web"; }, "spiffe_id: "},
       {[](auto& e) { e.spiffe_id = "spiffe://example.org"; }, "has no path"},
       {[](auto& e) { e.spiffe_id = "spiffe://example.org/node/join_token/x"; }, "reserved for node SVIDs"},
+      {[](auto& e) { e.spiffe_id = "spiffe://example.org/portcullis/authority"; }, "reserved for the authority"},
+      {[](auto& e) { e.spiffe_id = "spiffe://example.org/portcullis"; }, "reserved for the authority"},
       {[](auto& e) { e.spiffe_id = "spiffe://other.org/web"; }, "not in the authority's trust domain"},
       {[](auto& e) { e.parent_id = "spiffe://example.org/Bad Path"; }, "parent_id: "},
       {[](auto& e) { e.parent_id = "spiffe://other.org/node/x"; }, "parent_id: "},

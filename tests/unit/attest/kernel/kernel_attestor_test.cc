@@ -228,6 +228,29 @@ TEST_F(KernelAttestorTest, HolderThatChangedUidSinceConnectingIsRefused) {
   EXPECT_TRUE(has(lax_att->selectors, "unix:uid:1234"));
 }
 
+// The gRPC servers hand over SO_PEERPIDFD and SO_PEERCRED of the connection; the pidfd alone would
+// let a process that changed uid after connecting (a setuid exec) lend the socket its new identity.
+TEST_F(KernelAttestorTest, PeerPidfdWithTheSocketUidRefusesAHolderThatChangedUid) {
+  REQUIRE_ROOT();
+  TempDir dir;
+  auto peer = unix_peer(dir, kUnixConnectThenSetuid, {});  // connects as root, then becomes 1234
+  ASSERT_TRUE(peer.connection.valid());
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  ASSERT_EQ(::getsockopt(peer.connection.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len), 0);
+  ASSERT_EQ(cred.uid, 0u);
+  auto pidfd = pidfd_open_pid(cred.pid);
+  ASSERT_TRUE(pidfd.ok()) << pidfd.error().message;
+  auto attestor = make();
+  auto att = attestor->attest_pidfd(pidfd->get(), cred.uid);
+  ASSERT_FALSE(att.ok());
+  EXPECT_EQ(att.error().code, ErrorCode::kPermissionDenied) << att.error().message;
+  EXPECT_EQ(stat("failures_credentials_changed"), 1);
+  auto same = attestor->attest_pidfd(pidfd->get(), uid_t{1234});
+  ASSERT_TRUE(same.ok()) << same.error().message;
+  EXPECT_TRUE(has(same->selectors, "unix:uid:1234"));
+}
+
 class TcpPeerTest : public KernelAttestorTest, public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(TcpPeerTest, LoopbackPeerViaSockDiag) {

@@ -99,6 +99,34 @@ TEST(SockDiag, V4MappedAddressesOfADualStackSocketAreLookedUpAsIpv4) {
   EXPECT_EQ((*listeners)[0].inode, inode_of(c->listener.get()));
 }
 
+// The inbound `default` attests the listener of the cluster's endpoint: a local wildcard listener
+// on the same port must not stand in for an upstream on another host.
+TEST(SockDiag, AWildcardListenerServesLocalAddressesOnly) {
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  any.sin_addr.s_addr = htonl(INADDR_ANY);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&any), sizeof any), 0);
+  ASSERT_EQ(::listen(listener.get(), 4), 0);
+  socklen_t len = sizeof any;
+  ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&any), &len), 0);
+  auto at = [&](const char* host) {
+    sockaddr_storage ss{};
+    auto& in = reinterpret_cast<sockaddr_in&>(ss);
+    in.sin_family = AF_INET;
+    in.sin_port = any.sin_port;
+    ::inet_pton(AF_INET, host, &in.sin_addr);
+    return ss;
+  };
+  auto local = find_tcp_listeners(at("127.0.0.1"));
+  ASSERT_TRUE(local.ok()) << local.error().message;
+  ASSERT_EQ(local->size(), 1u);
+  EXPECT_EQ((*local)[0].inode, inode_of(listener.get()));
+  auto remote = find_tcp_listeners(at("192.0.2.7"));  // TEST-NET-1: never an address of ours
+  ASSERT_FALSE(remote.ok());
+  EXPECT_EQ(remote.error().code, ErrorCode::kNotFound) << remote.error().message;
+}
+
 TEST(SockDiag, ErrorsForUnknownTuplesAndNonIpAddresses) {
   auto c = connect_loopback(AF_INET);
   ASSERT_TRUE(c);

@@ -107,6 +107,22 @@ std::shared_ptr<const ServerConfig> build_server_config(const config::Node& root
       continue;
     }
     auto chain = filters::build_network_filter_chain(listener.filter_chains.front(), ctx);
+    // Inbound `default` presents the SVID of the workload listening on the cluster's endpoint.
+    // With several endpoints the connection may be sent to another one than the one attested,
+    // so a client would see one workload's identity while another serves it: refuse the config.
+    auto listener_builtin = out->listener_builtin_tls.find(out->listener_tls.size() - 1);
+    if (listener_builtin != out->listener_builtin_tls.end() && chain && chain->tcp_proxy &&
+        listener_builtin->second.certificate_builtin &&
+        listener_builtin->second.certificate_builtin->kind == mtls::BuiltinSecret::Kind::kDefault) {
+      for (const auto& cluster : out->bootstrap.clusters) {
+        if (cluster.name == chain->tcp_proxy->cluster() && cluster.endpoints.size() != 1) {
+          errors.add(ts->node.location(), ts->node.path(),
+                     "the `default` certificate names the workload behind cluster '" + cluster.name +
+                         "', which needs exactly one endpoint (it has " + std::to_string(cluster.endpoints.size()) +
+                         "); name an SVID by its SPIFFE ID instead");
+        }
+      }
+    }
     out->chains.push_back(chain ? std::move(*chain) : filters::NetworkFilterChain{});
   }
   if (out->bootstrap.ext_authz_server) {

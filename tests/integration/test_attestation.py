@@ -37,6 +37,7 @@ SETPRIV = shutil.which("setpriv")
 PYTHON = "/usr/bin/python3"
 NODE = shutil.which("node")
 WL_CLIENT = os.path.join(os.path.dirname(HERE), "interop", "workload_api_client.js")
+SDS_CLIENT = os.path.join(os.path.dirname(HERE), "interop", "sds_client.js")
 HAVE_GRPC_JS = bool(NODE) and os.path.isdir(os.path.join(os.path.dirname(WL_CLIENT), "node_modules", "@grpc", "grpc-js"))
 
 TD = "example.org"
@@ -159,6 +160,7 @@ class AttestationTest(IntegrationTestCase):
         self.audit_path = os.path.join(self.dir, "audit.log")
         self.entries_path = os.path.join(self.dir, "entries.yaml")
         self.wl_sock = os.path.join(self.dir, "workload.sock")
+        self.sds_sock = os.path.join(self.dir, "sds.sock")
         self.scripts = {}
         for name, text in (("echo", ECHO_SERVER), ("client", CLIENT), ("load", LOAD_CLIENT)):
             path = os.path.join(self.dir, name + ".py")
@@ -267,6 +269,7 @@ class AttestationTest(IntegrationTestCase):
         cfg = harness.bootstrap([outbound, inbound], [to_inbound, harness.static_cluster("backend_app", [echo_port])])
         cfg["identity"] = identity
         cfg["workload_api"] = {"address": {"pipe": {"path": self.wl_sock, "mode": 0o666}}}
+        cfg["sds"] = {"address": {"pipe": {"path": self.sds_sock, "mode": 0o666}}}
         cfg["audit"] = {"sinks": [{"file": {"path": self.audit_path}}]}
         return cfg
 
@@ -419,6 +422,29 @@ class AttestationTest(IntegrationTestCase):
         self.assertEqual(denied.get("code"), PERMISSION_DENIED, denied)
         self.assertNotIn("svids", denied)
         self.verify_audit_chain()
+
+    @unittest.skipUnless(HAVE_GRPC_JS, "grpc-js not installed: run scripts/install-deps.sh test (npm ci in tests/interop)")
+    def test_sds_answers_per_caller(self):
+        """Envoy's SDS on a Unix socket: `default` is the calling process's own SVID."""
+        self.start_sidecar(self.default_entries())
+        out = tempfile.mkdtemp(prefix="sds-", dir=self.dir)
+        os.chmod(out, 0o777)
+
+        def fetch(uid):
+            p = self.spawn(uid, [NODE, SDS_CLIENT, "unix://" + self.sds_sock, "fetch", out, "default", "ROOTCA"])
+            return json.loads(self.read_line(p, timeout=15))
+
+        frontend = fetch(FRONTEND_UID)
+        self.assertEqual(frontend.get("code"), 0, frontend)
+        kinds = {s["name"]: s.get("kind") for s in frontend["secrets"]}
+        self.assertEqual(kinds.get("default"), "tls_certificate", frontend)
+        with open(os.path.join(out, "default_chain.pem")) as f:
+            leaf = ssl.PEM_cert_to_DER_cert(f.read())
+        self.assertEqual(uri_sans(leaf), [FRONTEND])
+
+        stranger = fetch(STRANGER_UID)
+        self.assertNotEqual(stranger.get("code"), 0, stranger)
+        self.assertNotIn("secrets", stranger)
 
     @unittest.skipUnless(HAVE_GRPC_JS, "grpc-js not installed: run scripts/install-deps.sh test (npm ci in tests/interop)")
     def test_workload_exit_revokes_its_svid_on_live_connections_within_one_second(self):

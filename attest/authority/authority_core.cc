@@ -110,6 +110,12 @@ Result<SignedX509Svid> AuthorityCore::issue(const X509SvidRequest& request, cons
     stats_.sign_failed.inc();
     return s.error();
   }
+  // Checked again after recording: an eviction that raced this call either sees the record (and
+  // revokes it) or is seen here (and the SVID is never handed out).
+  if (store_->is_evicted(node_id)) {
+    stats_.node_evicted_denied.inc();
+    return make_error(ErrorCode::kPermissionDenied, "node " + std::string(node_id) + " was evicted");
+  }
   return svid;
 }
 
@@ -138,6 +144,11 @@ Result<v1::AttestNodeResponse> AuthorityCore::attest_node(const v1::AttestNodeRe
     return token_id.error();
   }
   std::string node_id = "spiffe://" + options_.trust_domain + "/node/join_token/" + *token_id;
+  if (store_->is_evicted(node_id)) {  // evicted ahead of use by its token id
+    stats_.node_evicted_denied.inc();
+    audit("deny", node_id, "", "node_attestation", "node was evicted");
+    return make_error(ErrorCode::kPermissionDenied, "node " + node_id + " was evicted");
+  }
   X509SvidRequest sign{
       {}, node_id, {}, options_.node_svid_ttl, {"node:attestation:" + std::string(kJoinTokenAttestation)}};
   auto svid = issue(sign, *csr, "", node_id);
@@ -154,13 +165,13 @@ Result<v1::AttestNodeResponse> AuthorityCore::attest_node(const v1::AttestNodeRe
 Result<v1::RenewNodeResponse> AuthorityCore::renew_node(std::string_view node_id, const v1::RenewNodeRequest& request) {
   auto csr = check_request(request, options_.limits);
   if (!csr.ok()) return invalid(csr.error().message).error();
-  std::string attestation = node_attestation_of(node_id, options_.trust_domain);
-  if (attestation.empty()) return make_error(ErrorCode::kPermissionDenied, "not a node SPIFFE ID of this trust domain");
-  X509SvidRequest sign{{}, std::string(node_id), {}, options_.node_svid_ttl, {"node:attestation:" + attestation}};
+  auto attestation = node_check(node_id);
+  if (!attestation.ok()) return attestation.error();
+  X509SvidRequest sign{{}, std::string(node_id), {}, options_.node_svid_ttl, {"node:attestation:" + *attestation}};
   auto svid = issue(sign, *csr, "", node_id);
   if (!svid.ok()) return svid.error();
   stats_.node_renewed.inc();
-  audit("node_renewed", std::string(node_id), svid->serial_hex, "node_attestation", attestation);
+  audit("node_renewed", std::string(node_id), svid->serial_hex, "node_attestation", *attestation);
   v1::RenewNodeResponse out;
   *out.mutable_svid() = svid_proto(*svid, "");
   return out;
@@ -195,13 +206,13 @@ Result<v1::SignWorkloadSvidsResponse> AuthorityCore::sign_workload_svids(std::st
                                                                           const v1::SignWorkloadSvidsRequest& request) {
   auto csrs = check_request(request, options_.limits);
   if (!csrs.ok()) return invalid(csrs.error().message).error();
-  std::string attestation = node_attestation_of(node_id, options_.trust_domain);
-  if (attestation.empty()) return make_error(ErrorCode::kPermissionDenied, "not a node SPIFFE ID of this trust domain");
+  auto attestation = node_check(node_id);
+  if (!attestation.ok()) return attestation.error();
   auto entries = store_->matcher();  // one snapshot for the whole request
   v1::SignWorkloadSvidsResponse out;
   for (int i = 0; i < request.workloads_size(); ++i) {
     auto signed_svids =
-        sign_for_workload(node_id, attestation, *entries, request.workloads(i), (*csrs)[static_cast<size_t>(i)]);
+        sign_for_workload(node_id, *attestation, *entries, request.workloads(i), (*csrs)[static_cast<size_t>(i)]);
     if (!signed_svids.ok()) return signed_svids.error();
     *out.add_workloads() = std::move(*signed_svids);
   }
@@ -211,6 +222,7 @@ Result<v1::SignWorkloadSvidsResponse> AuthorityCore::sign_workload_svids(std::st
 Result<v1::MintJwtSvidResponse> AuthorityCore::mint_jwt_svid(std::string_view node_id,
                                                              const v1::MintJwtSvidRequest& request) {
   if (Status s = check_request(request, options_.limits); !s.ok()) return invalid(s.error().message).error();
+  if (auto node = node_check(node_id); !node.ok()) return node.error();
   auto entries = store_->matcher();
   auto matches = entries->match(node_id, selector_strings(request.selectors()));
   const RegistrationEntry* chosen = nullptr;
@@ -245,6 +257,7 @@ Result<v1::MintJwtSvidResponse> AuthorityCore::mint_jwt_svid(std::string_view no
 
 Result<v1::RevokeSvidsResponse> AuthorityCore::revoke(std::string_view node_id, const v1::RevokeSvidsRequest& request) {
   if (Status s = check_request(request, options_.limits); !s.ok()) return invalid(s.error().message).error();
+  if (auto node = node_check(node_id); !node.ok()) return node.error();
   std::vector<std::string> serials(request.serials().begin(), request.serials().end());
   std::sort(serials.begin(), serials.end());
   serials.erase(std::unique(serials.begin(), serials.end()), serials.end());
@@ -261,6 +274,27 @@ Result<v1::RevokeSvidsResponse> AuthorityCore::revoke(std::string_view node_id, 
   for (const auto& svid : *issued) {
     revocations.push_back(Revocation{svid.serial, svid.spiffe_id, svid.expires_at, revoked_at, request.reason()});
   }
+  auto added = publish_revocations(revocations);
+  if (!added.ok()) return added.error();
+  for (const auto& r : revocations) {
+    audit("revoked", r.spiffe_id, r.serial, "revocation", "by node " + std::string(node_id) + ": " + r.reason);
+  }
+  v1::RevokeSvidsResponse out;
+  out.set_revoked(static_cast<uint32_t>(*added));
+  return out;
+}
+
+Result<std::string> AuthorityCore::node_check(std::string_view node_id) {
+  std::string attestation = node_attestation_of(node_id, options_.trust_domain);
+  if (attestation.empty()) return make_error(ErrorCode::kPermissionDenied, "not a node SPIFFE ID of this trust domain");
+  if (store_->is_evicted(node_id)) {
+    stats_.node_evicted_denied.inc();
+    return make_error(ErrorCode::kPermissionDenied, "node " + std::string(node_id) + " was evicted");
+  }
+  return attestation;
+}
+
+Result<size_t> AuthorityCore::publish_revocations(const std::vector<Revocation>& revocations) {
   size_t added = 0;
   Status published = feed_->publish([&]() -> Result<std::optional<v1::AuthorityUpdate>> {
     if (revocations.empty()) return std::optional<v1::AuthorityUpdate>();
@@ -275,12 +309,7 @@ Result<v1::RevokeSvidsResponse> AuthorityCore::revoke(std::string_view node_id, 
   });
   if (!published.ok()) return published.error();
   stats_.revocations.inc(added);
-  for (const auto& r : revocations) {
-    audit("revoked", r.spiffe_id, r.serial, "revocation", "by node " + std::string(node_id) + ": " + r.reason);
-  }
-  v1::RevokeSvidsResponse out;
-  out.set_revoked(static_cast<uint32_t>(added));
-  return out;
+  return added;
 }
 
 Result<Subscription> AuthorityCore::watch(UpdateFeed::Callback callback) {
@@ -305,6 +334,10 @@ bool AuthorityCore::node_allowed(const grpc::TlsPeer& peer) const {
   };
   if (peer.trust_domain != options_.trust_domain || node_attestation_of(peer.spiffe_id, options_.trust_domain).empty()) {
     return reject("not a node SPIFFE ID of this trust domain", peer);
+  }
+  if (store_->is_evicted(peer.spiffe_id)) {
+    stats_.node_evicted_denied.inc();
+    return reject("node evicted", peer);
   }
   auto issued = store_->issued_svid(peer.serial);
   if (!issued.ok() || !*issued) return reject("serial not issued by this authority", peer);

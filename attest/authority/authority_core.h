@@ -28,10 +28,12 @@ namespace portcullis::attest::authority {
   COUNTER(jwt_svids_minted)                        \
   COUNTER(jwt_svid_denied)                         \
   COUNTER(node_attest_denied)                      \
+  COUNTER(node_evicted_denied)                     \
   COUNTER(node_attest_invalid)                     \
   COUNTER(node_attested)                           \
   COUNTER(node_identity_rejected)                  \
   COUNTER(node_renewed)                            \
+  COUNTER(nodes_evicted)                           \
   COUNTER(requests_invalid)                        \
   COUNTER(revocations)                             \
   COUNTER(revoke_denied)                           \
@@ -109,8 +111,8 @@ class AuthorityCore {
   // UpdateFeed for the callback's rules. kResourceExhausted over limits.max_watchers.
   Result<Subscription> watch(UpdateFeed::Callback callback);
   // node_allowed: a verified mTLS peer is a node of ours: its SPIFFE ID is in our trust domain
-  // under /node/, its serial is one we issued for exactly that ID as a node SVID, and it is not
-  // revoked. Counted in node_identity_rejected when not.
+  // under /node/, the node is not evicted, its serial is one we issued for exactly that ID as a
+  // node SVID, and it is not revoked. Counted in node_identity_rejected when not.
   bool node_allowed(const grpc::TlsPeer& peer) const;
   std::string embedded_node_id(std::string_view hostname) const;
 
@@ -122,6 +124,13 @@ class AuthorityCore {
   v1::ListEntriesResponse list_entries() const;
   Result<v1::GenerateJoinTokenResponse> generate_join_token(int64_t ttl_seconds);
   v1::Bundle bundle() const;
+  // evict_node cuts a node off (SPIRE's `agent evict`): the node ID (of our trust domain, under
+  // /node/) is recorded as evicted, so every node call under it is refused from now on
+  // (kPermissionDenied, counted in node_evicted_denied) and a stolen node SVID cannot be renewed;
+  // then every unexpired serial issued to it (its node SVIDs and its workloads' SVIDs) is revoked
+  // and pushed to watchers. Returns how many serials were newly revoked. Idempotent: evicting
+  // again revokes only what was not revoked yet.
+  Result<uint32_t> evict_node(std::string_view node_id, std::string_view reason);
   // seed_entries_file upserts the entries of a YAML seed file (idempotent; all or nothing).
   Result<SeedResult> seed_entries_file(const std::string& path);
 
@@ -150,6 +159,12 @@ class AuthorityCore {
   Result<v1::WorkloadSvids> sign_for_workload(std::string_view node_id, std::string_view attestation,
                                               const EntryMatcher& entries, const v1::WorkloadCsrs& workload,
                                               const std::vector<VerifiedCsr>& csrs);
+  // node_check refuses a node call from an ID that is not a node of ours or was evicted; returns
+  // the node's attestation type.
+  Result<std::string> node_check(std::string_view node_id);
+  // publish_revocations stores `revocations` and pushes the new ones to watchers in one step of
+  // the feed (so a watcher subscribing meanwhile sees each exactly once); returns how many were new.
+  Result<size_t> publish_revocations(const std::vector<Revocation>& revocations);
   void audit(std::string decision, std::string spiffe_id, std::string serial, std::string policy, std::string reason);
   Status invalid(std::string message) const;
   int64_t now() const;

@@ -2,6 +2,8 @@
 // process itself needs (its server SVID, bundle pushes after a CA rotation, pruning).
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "attest/authority/authority_core.h"
 #include "attest/authority/authority_requests.h"
 #include "attest/authority/entries_file.h"
@@ -103,6 +105,44 @@ v1::Bundle AuthorityCore::bundle() const {
   for (const auto& der : snapshot->x509_authorities_der) out.add_x509_authorities(der);
   out.set_spiffe_bundle_json(snapshot->spiffe_bundle_json);
   return out;
+}
+
+Result<uint32_t> AuthorityCore::evict_node(std::string_view node_id, std::string_view reason) {
+  if (node_id.size() > options_.limits.max_id_bytes || node_attestation_of(node_id, options_.trust_domain).empty()) {
+    return invalid("node_id: '" + std::string(node_id.substr(0, 200)) + "' is not a node SPIFFE ID of trust domain " +
+                   options_.trust_domain + " (spiffe://" + options_.trust_domain + "/node/<attestation>/<id>)")
+        .error();
+  }
+  if (reason.size() > options_.limits.max_id_bytes) return invalid("reason: longer than max_id_bytes").error();
+  // Evicted first, then the serials read: from this point the node is refused and issue() refuses
+  // anything it signs for it, so no SVID can slip between the read below and the eviction.
+  if (Status s = store_->evict_node(node_id, reason); !s.ok()) return s.error();
+  stats_.nodes_evicted.inc();
+  audit("node_evicted", std::string(node_id), "", "eviction", std::string(reason));
+  spdlog::warn("authority: node {} evicted: {}", node_id, reason);
+  auto issued = store_->issued_to_node(node_id);
+  if (!issued.ok()) return issued.error();
+  int64_t revoked_at = now();
+  std::vector<Revocation> revocations;
+  for (const auto& svid : *issued) {
+    if (svid.expires_at <= revoked_at) continue;  // expired: nothing left to revoke
+    revocations.push_back(Revocation{svid.serial, svid.spiffe_id, svid.expires_at, revoked_at,
+                                     "node evicted" + (reason.empty() ? std::string() : ": " + std::string(reason))});
+  }
+  // In batches of the store's per-call limit: a busy node may hold more serials than one write takes.
+  size_t batch = std::max<size_t>(1, store_->options().max_revocations_per_call);
+  size_t added = 0;
+  for (size_t at = 0; at < revocations.size(); at += batch) {
+    std::vector<Revocation> part(revocations.begin() + static_cast<std::ptrdiff_t>(at),
+                                 revocations.begin() + static_cast<std::ptrdiff_t>(std::min(at + batch, revocations.size())));
+    auto n = publish_revocations(part);
+    if (!n.ok()) return n.error();
+    added += *n;
+  }
+  for (const auto& r : revocations) {
+    audit("revoked", r.spiffe_id, r.serial, "revocation", "node " + std::string(node_id) + " evicted");
+  }
+  return static_cast<uint32_t>(added);
 }
 
 Result<SeedResult> AuthorityCore::seed_entries_file(const std::string& path) {

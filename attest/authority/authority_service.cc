@@ -184,6 +184,16 @@ Status AuthorityService::register_admin(const std::shared_ptr<AuthorityService>&
     s = add_admin<v1::GetBundleRequest, v1::Bundle>(r, self, "GetBundle",
                                                    [&core](const v1::GetBundleRequest&) { return GrpcResult(core.bundle()); });
   }
+  if (s.ok()) {
+    s = add_admin<v1::EvictNodeRequest, v1::EvictNodeResponse>(
+        r, self, "EvictNode", [&core](const v1::EvictNodeRequest& q) -> GrpcResult<v1::EvictNodeResponse> {
+          auto revoked = core.evict_node(q.node_id(), q.reason());
+          if (!revoked.ok()) return grpc::to_grpc_status(revoked.error());
+          v1::EvictNodeResponse out;
+          out.set_revoked(*revoked);
+          return out;
+        });
+  }
   return s;
 }
 

@@ -124,6 +124,7 @@ Result<std::unique_ptr<AuthorityStore>> AuthorityStore::open(const std::string& 
   std::unique_ptr<AuthorityStore> store(
       new AuthorityStore(std::move(db.value()), std::move(options), AuthorityStoreStats::create(stats)));
   if (Status s = store->load_entries(); !s.ok()) return fail(s.error());
+  if (Status s = store->load_evicted(); !s.ok()) return fail(s.error());
   return store;
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,7 @@ namespace portcullis::attest::authority {
   GAUGE(entries)                                         \
   COUNTER(failures)                                      \
   COUNTER(join_tokens_consumed)                          \
+  COUNTER(nodes_evicted)                                 \
   COUNTER(rejected)                                      \
   COUNTER(revocations_added)                             \
   COUNTER(writes)
@@ -93,6 +95,7 @@ struct PruneResult {
 };
 
 using EntriesSnapshot = std::shared_ptr<const std::vector<RegistrationEntry>>;
+using EvictedSnapshot = std::shared_ptr<const std::set<std::string, std::less<>>>;
 
 // AuthorityStore is the attestation authority's durable state in one SQLite file: registration
 // entries, join tokens (hashed), issued SVIDs, revocations and small key/value state.
@@ -166,6 +169,13 @@ class AuthorityStore {
   Result<std::vector<Revocation>> live_revocations(int64_t now);
   Result<bool> is_revoked(std::string_view serial) const;
 
+  // Evicted nodes. evict_node records `node_id` as evicted (idempotent: a repeat keeps the first
+  // record and succeeds). is_evicted reads an immutable snapshot, reloaded on open and
+  // republished after every eviction, so the per-call node check takes no lock. An eviction is
+  // never pruned.
+  Status evict_node(std::string_view node_id, std::string_view reason);
+  bool is_evicted(std::string_view node_id) const;
+
   // prune_expired deletes join tokens, issued-SVID records and revocations past their expiry.
   Result<PruneResult> prune_expired(int64_t now);
 
@@ -185,6 +195,7 @@ class AuthorityStore {
   AuthorityStore(std::unique_ptr<SqliteDb> db, AuthorityStoreOptions options, AuthorityStoreStats stats);
   int64_t now_seconds() const;
   Status load_entries();
+  Status load_evicted();
   void publish(std::vector<RegistrationEntry> entries);
   Status insert_entry(const RegistrationEntry& entry);
   Status replace_entry(const RegistrationEntry& entry);
@@ -206,6 +217,7 @@ class AuthorityStore {
   AuthorityStoreOptions options_;
   AuthorityStoreStats stats_;
   std::atomic<std::shared_ptr<const EntryMatcher>> matcher_;
+  std::atomic<EvictedSnapshot> evicted_;
 };
 
 }  // namespace portcullis::attest::authority

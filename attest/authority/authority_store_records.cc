@@ -1,6 +1,7 @@
 // AuthorityStore's node-attestation and issuance records: join tokens, issued SVIDs, revocations,
 // key/value state and expiry pruning. Entries and opening live in authority_store.cc.
 #include <algorithm>
+#include <set>
 
 #include "attest/authority/authority_store.h"
 #include "common/digest.h"
@@ -214,6 +215,44 @@ Result<bool> AuthorityStore::is_revoked(std::string_view serial) const {
   auto stmt = db_->prepare("SELECT 1 FROM revocations WHERE serial = ?");
   if (!stmt.ok()) return count(Result<bool>(stmt.error()));
   return count(stmt->bind(1, serial).step());
+}
+
+Status AuthorityStore::load_evicted() {
+  std::lock_guard lock(mu_);
+  auto stmt = db_->prepare("SELECT node_id FROM evicted_nodes");
+  if (!stmt.ok()) return stmt.error();
+  auto ids = collect<std::string>(*stmt, [](const Statement& s) { return s.text(0); });
+  if (!ids.ok()) return ids.error();
+  evicted_.store(std::make_shared<const std::set<std::string, std::less<>>>(ids->begin(), ids->end()),
+                 std::memory_order_release);
+  return {};
+}
+
+Status AuthorityStore::evict_node(std::string_view node_id, std::string_view reason) {
+  // Bounded like selectors: the ID is a SPIFFE ID the caller validated; the bound keeps a
+  // careless caller from storing megabytes.
+  if (node_id.empty() || node_id.size() > options_.entry_limits.max_selector_bytes ||
+      reason.size() > options_.entry_limits.max_selector_bytes) {
+    return count(Status(invalid("evicted node id must be 1 to " +
+                                std::to_string(options_.entry_limits.max_selector_bytes) +
+                                " bytes, and its reason at most that")));
+  }
+  std::lock_guard lock(mu_);
+  auto stmt = db_->prepare("INSERT OR IGNORE INTO evicted_nodes (node_id, evicted_at, reason) VALUES (?, ?, ?)");
+  if (!stmt.ok()) return count(Status(stmt.error()));
+  if (Status s = stmt->bind(1, node_id).bind(2, now_seconds()).bind(3, reason).run(); !s.ok()) return count(s);
+  if (db_->changes() == 0) return {};  // evicted before: the first record stands
+  stats_.writes.inc();
+  stats_.nodes_evicted.inc();
+  auto next = std::make_shared<std::set<std::string, std::less<>>>(*evicted_.load(std::memory_order_acquire));
+  next->emplace(node_id);
+  evicted_.store(std::move(next), std::memory_order_release);
+  return {};
+}
+
+bool AuthorityStore::is_evicted(std::string_view node_id) const {
+  auto snapshot = evicted_.load(std::memory_order_acquire);
+  return snapshot && snapshot->contains(node_id);
 }
 
 Result<PruneResult> AuthorityStore::prune_expired(int64_t now) {

@@ -54,6 +54,15 @@ const std::vector<std::string_view>& store_migrations() {
           value TEXT NOT NULL
         ) WITHOUT ROWID;
       )sql",
+      // 3: evicted nodes. Kept forever (not pruned): an evicted node ID must never attest or
+      // renew again, however long after its last SVID expired.
+      R"sql(
+        CREATE TABLE evicted_nodes (
+          node_id TEXT PRIMARY KEY,
+          evicted_at INTEGER NOT NULL,
+          reason TEXT NOT NULL
+        ) WITHOUT ROWID;
+      )sql",
   };
   return kMigrations;
 }

@@ -601,6 +601,47 @@ TEST_F(AuthorityStoreTest, CommittedEntriesSurviveKillNine) {
   EXPECT_TRUE(store->create_entry(entry("spiffe://example.org/after", {"unix:uid:x"})).ok());
 }
 
+TEST_F(AuthorityStoreTest, EvictedNodesAreRecordedOnceAndReloadedOnOpen) {
+  const std::string node = "spiffe://example.org/node/join_token/abc";
+  {
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    EXPECT_FALSE(store->is_evicted(node));
+    ASSERT_TRUE(store->evict_node(node, "stolen").ok());
+    EXPECT_TRUE(store->is_evicted(node));
+    EXPECT_FALSE(store->is_evicted("spiffe://example.org/node/join_token/abd"));
+    now_ += 10;
+    ASSERT_TRUE(store->evict_node(node, "again").ok()) << "idempotent";
+    EXPECT_EQ(stat("nodes_evicted"), 1);
+    auto empty = store->evict_node("", "x");
+    EXPECT_EQ(empty.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(stat("rejected"), 1);
+    // Pruning leaves evictions alone, however late.
+    ASSERT_TRUE(store->prune_expired(now_.load() + 365 * 86400).ok());
+  }
+  EXPECT_EQ(raw_int(path_, "SELECT evicted_at FROM evicted_nodes WHERE node_id = '" + node + "'"), 1'700'000'000)
+      << "the first record stands";
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  EXPECT_TRUE(store->is_evicted(node)) << "reloaded on open";
+}
+
+TEST_F(AuthorityStoreTest, MigratesAVersionTwoDatabaseToEvictions) {
+  fs::create_directories(fs::path(path_).parent_path());
+  // A store as schema version 2 left it (before evictions), written without the store's code.
+  raw_exec(path_, std::string(store_migrations()[0]) + std::string(store_migrations()[1]) +
+                      "INSERT INTO revocations VALUES ('ab', 'spiffe://example.org/web', 9999999999, 1, 'exit');"
+                      "PRAGMA user_version = 2;");
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(raw_int(path_, "PRAGMA user_version"), static_cast<int64_t>(store_migrations().size()));
+  EXPECT_TRUE(*store->is_revoked("ab")) << "existing rows are kept";
+  EXPECT_FALSE(store->is_evicted("spiffe://example.org/node/join_token/abc"));
+  ASSERT_TRUE(store->evict_node("spiffe://example.org/node/join_token/abc", "").ok());
+  EXPECT_EQ(raw_int(path_, "SELECT COUNT(*) FROM evicted_nodes"), 1);
+  EXPECT_TRUE(store->integrity_check().ok());
+}
+
 class EntriesFileTest : public AuthorityStoreTest {
  protected:
   std::string write(const std::string& text) {

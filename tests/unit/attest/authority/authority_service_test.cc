@@ -99,6 +99,31 @@ TEST_F(AuthorityServiceTest, AdminEntryLifecycleAndErrors) {
             StatusCode::kNotFound);
 }
 
+TEST_F(AuthorityServiceTest, EvictNodeIsAdminOnlyAndCutsTheNodeOff) {
+  v1::X509Svid node = a_.attest();
+  v1::RenewNodeRequest renew;
+  renew.set_csr(make_csr().der);
+  ASSERT_TRUE(call(node_registry_, std::string(kAuthority) + "RenewNode", renew, tls_caller(tls_peer(node)))
+                  ->final_status()
+                  ->ok());
+  v1::EvictNodeRequest evict;
+  evict.set_node_id(node.spiffe_id());
+  evict.set_reason("stolen");
+  auto stranger = call(admin_registry_, std::string(kAdmin) + "EvictNode", evict, unix_caller(1234));
+  EXPECT_EQ(stranger->final_status()->code, StatusCode::kPermissionDenied);
+  EXPECT_FALSE(core_->store().is_evicted(node.spiffe_id()));
+
+  auto evicted = call(admin_registry_, std::string(kAdmin) + "EvictNode", evict, unix_caller(1000));
+  ASSERT_TRUE(evicted->final_status()->ok()) << evicted->final_status()->message;
+  EXPECT_EQ(evicted->sent_as<v1::EvictNodeResponse>(0).revoked(), 2u) << "the node SVID and its renewal";
+  auto after = call(node_registry_, std::string(kAuthority) + "RenewNode", renew, tls_caller(tls_peer(node)));
+  EXPECT_EQ(after->final_status()->code, StatusCode::kPermissionDenied);
+
+  evict.set_node_id("spiffe://example.org/web");
+  auto bad = call(admin_registry_, std::string(kAdmin) + "EvictNode", evict, unix_caller(0));
+  EXPECT_EQ(bad->final_status()->code, StatusCode::kInvalidArgument);
+}
+
 TEST_F(AuthorityServiceTest, NodeCallsNeedALiveNodeSvid) {
   v1::RenewNodeRequest renew;
   renew.set_csr(make_csr().der);

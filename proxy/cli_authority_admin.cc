@@ -240,7 +240,10 @@ void add_entry_fields(CLI::App* cmd, AdminCli& out, bool create) {
 
 }  // namespace
 
-bool AdminCli::selected() const { return (entry && *entry) || (bundle_show && *bundle_show) || (token_generate && *token_generate); }
+bool AdminCli::selected() const {
+  return (entry && *entry) || (bundle_show && *bundle_show) || (token_generate && *token_generate) ||
+         (node_evict && *node_evict);
+}
 
 void add_admin_commands(CLI::App& app, AdminCli& out) {
   out.entry = app.add_subcommand("entry", "Manage registration entries on an authority (admin socket)");
@@ -269,6 +272,13 @@ void add_admin_commands(CLI::App& app, AdminCli& out) {
   out.token_generate = with_socket(token->add_subcommand("generate", "Create a one-time join token for a node"), out);
   out.token_generate->add_option("--ttl", out.token_ttl, "How long the token stays usable (default 10m)");
   out.token_generate->add_option("--format", out.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+
+  auto* node = app.add_subcommand("node", "Attested nodes");
+  node->require_subcommand(1);
+  out.node_evict = with_socket(
+      node->add_subcommand("evict", "Cut a node off: refuse it from now on and revoke every SVID issued to it"), out);
+  out.node_evict->add_option("node_id", out.id, "Node SPIFFE ID (spiffe://<td>/node/<attestation>/<id>)")->required();
+  out.node_evict->add_option("--reason", out.reason, "Why (kept with the eviction and in the audit log)");
 }
 
 int run_admin_command(const AdminCli& cli) {
@@ -284,6 +294,14 @@ int run_admin_command(const AdminCli& cli) {
     req.set_ttl_seconds(ttl);
     if (auto t = call<v1::GenerateJoinTokenRequest, v1::GenerateJoinTokenResponse>(cli, "GenerateJoinToken", req, &rc)) {
       print_token(*t, cli.format);
+    }
+  } else if (*cli.node_evict) {
+    v1::EvictNodeRequest req;
+    req.set_node_id(cli.id);
+    req.set_reason(cli.reason);
+    if (auto r = call<v1::EvictNodeRequest, v1::EvictNodeResponse>(cli, "EvictNode", req, &rc)) {
+      std::cout << "Evicted node " << cli.id << " (" << r->revoked() << " SVID serial" << (r->revoked() == 1 ? "" : "s")
+                << " revoked)\n";
     }
   }
   return rc;

@@ -17,6 +17,7 @@ namespace portcullis::proxy {
 //   portcullis entry update ID [same flags as create; each given one replaces that field]
 //   portcullis bundle show [--format pem|spiffe]
 //   portcullis token generate [--ttl 10m]
+//   portcullis node evict NODE_ID [--reason R]
 //
 // every one with `--admin-socket PATH` (default /run/portcullis/authority-admin.sock). Filled by
 // CLI11 (add_admin_commands), then run by run_admin_command.
@@ -29,6 +30,7 @@ struct AdminCli {
   CLI::App* entry_delete = nullptr;
   CLI::App* bundle_show = nullptr;
   CLI::App* token_generate = nullptr;
+  CLI::App* node_evict = nullptr;
 
   std::string admin_socket = "/run/portcullis/authority-admin.sock";
   std::string format;  // per command: table|json, pem|spiffe, text|json
@@ -41,12 +43,13 @@ struct AdminCli {
   std::string x509_svid_ttl;
   std::string jwt_svid_ttl;
   std::string token_ttl = "10m";
+  std::string reason;
 
   // selected says whether one of these commands was on the command line.
   bool selected() const;
 };
 
-// add_admin_commands registers `entry`, `bundle` and `token` on `app`, writing into `out`.
+// add_admin_commands registers `entry`, `bundle`, `token` and `node` on `app`, writing into `out`.
 void add_admin_commands(CLI::App& app, AdminCli& out);
 
 // run_admin_command performs the selected command over the admin socket (h2c gRPC,

@@ -161,6 +161,30 @@ class AuthorityTest(IntegrationTestCase):
         with open(self.audit_path) as f:
             self.assertNotIn(token["token"], f.read(), "the join token is a secret")
 
+    def test_node_evict_through_the_cli(self):
+        authority = self.start_authority()
+        eid = self.create_entry("spiffe://example.org/web", "unix:uid:1000")["id"]
+        token = json.loads(self.ok("token", "generate", "--format", "json"))
+        node_id = "spiffe://example.org/node/join_token/" + token["token_id"]
+        out = self.ok("node", "evict", node_id, "--reason", "stolen laptop")
+        self.assertIn("Evicted node " + node_id + " (0 SVID serials revoked)", out)
+        self.assertEqual(authority.stat("authority.nodes_evicted"), 1)
+        self.assertEqual(authority.stat("authority_store.nodes_evicted"), 1)
+        listed = json.loads(self.ok("entry", "list", "--format", "json"))
+        self.assertEqual([e["id"] for e in listed], [eid], "the admin API goes on after an eviction")
+
+        for bad in ("spiffe://example.org/web", "spiffe://other.org/node/join_token/x", "nonsense"):
+            p = self.cli("node", "evict", bad)
+            self.assertEqual(p.returncode, EXIT_REFUSED, "%s: %s%s" % (bad, p.stdout, p.stderr))
+            self.assertIn("INVALID_ARGUMENT", p.stderr)
+            self.assertIn("not a node SPIFFE ID", p.stderr)
+        missing = self.cli("node", "evict")
+        self.assertEqual(missing.returncode, EXIT_USAGE, missing.stderr)
+        self.assertEqual(authority.stat("authority.nodes_evicted"), 1)
+        harness.wait_until(lambda: any(r["decision"] == "node_evicted" and r["peer_spiffe_id"] == node_id
+                                       and r["reason"] == "stolen laptop" for r in self.audit_records()),
+                           what="a node_evicted audit record")
+
     def test_bundle_show_pem_and_spiffe_agree(self):
         self.start_authority()
         pem = self.ok("bundle", "show", "--format", "pem")

@@ -26,7 +26,12 @@ RemoteAuthorityApi::~RemoteAuthorityApi() {
 
 void RemoteAuthorityApi::set_credentials(std::shared_ptr<const NodeCredentials> credentials) {
   credentials_ = std::move(credentials);
-  channel_.reset();
+  // Calls in flight finish on the old channel: it stays owned here (not by the calls' callbacks,
+  // which the channel itself holds: that cycle outlived a shutdown with a call still connecting).
+  // Renewals are hours apart and calls time out in seconds, so two retired channels suffice; a
+  // call on an older one ends UNAVAILABLE and is retried.
+  if (channel_) retired_.push_back(std::move(channel_));
+  while (retired_.size() > kRetiredChannels) retired_.erase(retired_.begin());
   channel_error_.clear();
 }
 
@@ -56,7 +61,7 @@ void RemoteAuthorityApi::unary(const char* method, const Req& request, ApiCallba
   // The channel may finish a call inline (it cannot connect): post, so callers never re-enter.
   auto call = grpc::call_unary<Req, Resp>(
       *ch, std::string(kService) + method, request, options,
-      [calls, id, finished, loop = &loop_, done = std::move(done), ch](grpc::GrpcResult<Resp> result) mutable {
+      [calls, id, finished, loop = &loop_, done = std::move(done)](grpc::GrpcResult<Resp> result) mutable {
         *finished = true;
         calls->running.erase(id);
         loop->post([calls, done = std::move(done), result = std::move(result)]() mutable {
@@ -125,7 +130,7 @@ std::unique_ptr<UpdateStream> RemoteAuthorityApi::watch_updates(v1::WatchUpdates
           if (*live && calls->alive) on_update(std::move(update));
         });
       },
-      [live, calls, loop = &loop_, on_end, ch](const grpc::GrpcStatus& status) {
+      [live, calls, loop = &loop_, on_end](const grpc::GrpcStatus& status) {
         loop->post([live, calls, on_end, status] {
           if (*live && calls->alive) on_end(status);
         });

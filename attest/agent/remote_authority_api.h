@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "attest/agent/authority_api.h"
 #include "common/grpc/channel.h"
@@ -55,6 +56,8 @@ class RemoteAuthorityApi final : public AuthorityApi {
   std::chrono::milliseconds call_timeout_;
   std::shared_ptr<const NodeCredentials> credentials_;
   std::shared_ptr<grpc::Channel> channel_;
+  static constexpr size_t kRetiredChannels = 2;
+  std::vector<std::shared_ptr<grpc::Channel>> retired_;  // replaced by set_credentials, calls may still run
   std::string channel_error_;
   std::shared_ptr<Calls> calls_;
 };

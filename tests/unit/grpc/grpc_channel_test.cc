@@ -12,6 +12,7 @@
 #include "common/grpc/health_service.h"
 #include "proxy/grpc/grpc_channel.h"
 #include "proxy/grpc/grpc_server.h"
+#include "tests/unit/grpc/loop_thread.h"
 
 namespace portcullis::proxy {
 namespace {
@@ -20,27 +21,7 @@ using ::grpc::health::v1::HealthCheckRequest;
 using ::grpc::health::v1::HealthCheckResponse;
 using namespace std::chrono_literals;
 
-class Loop {
- public:
-  Loop() : guard_(asio::make_work_guard(io)), thread_([this] { io.run(); }) {}
-  ~Loop() {
-    guard_.reset();
-    io.stop();
-    thread_.join();
-  }
-  template <typename Fn>
-  auto run(Fn fn) {  // runs fn on the loop and waits for its result
-    std::packaged_task<decltype(fn())()> task(std::move(fn));
-    auto f = task.get_future();
-    asio::post(io, [&task] { task(); });
-    return f.get();
-  }
-  asio::io_context io{1};
-
- private:
-  asio::executor_work_guard<asio::io_context::executor_type> guard_;
-  std::thread thread_;
-};
+using Loop = ::portcullis::proxy::testing::LoopThread;
 
 class GrpcChannelTest : public ::testing::TestWithParam<bool> {
  protected:

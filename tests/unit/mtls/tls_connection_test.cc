@@ -12,6 +12,7 @@
 #include "mtls/attested_claims.h"
 #include "mtls/cert_minter.h"
 #include "tests/unit/mtls/test_certs.h"
+#include "tests/unit/mtls/tls_pair.h"
 
 namespace portcullis::mtls {
 namespace {
@@ -21,60 +22,11 @@ using namespace std::chrono_literals;
 using testing::ca_spec;
 using testing::must;
 
-MintedCert make_ca(const std::string& td) { return must(mint_certificate(ca_spec(td + " root", td), nullptr)); }
-
-MintedCert make_leaf(const std::string& id, const MintedCert& ca) {
-  CertSpec s;
-  s.uri_sans = {id};
-  return must(mint_certificate(s, &ca));
-}
-
-TlsContextConfig context_config(bool server, const MintedCert& leaf, const MintedCert& ca, const std::string& td) {
-  TlsContextConfig c;
-  c.server = server;
-  c.require_client_certificate = server;
-  c.certificate_chain = DataSource{"", leaf.cert_pem()};
-  c.private_key = DataSource{"", leaf.key_pem()};
-  c.trust_domains.push_back(TrustDomainSource{td, DataSource{"", ca.cert_pem()}});
-  return c;
-}
-
-std::shared_ptr<const TlsContext> build(const TlsContextConfig& c) {
-  auto ctx = TlsContext::create(c);
-  EXPECT_TRUE(ctx.ok()) << (ctx.ok() ? "" : ctx.error().message);
-  return ctx.ok() ? ctx.value() : nullptr;
-}
-
-struct Pair {
-  int fds[2];
-  std::unique_ptr<TlsConnection> client, server;
-  Pair(std::shared_ptr<const TlsContext> client_ctx, std::shared_ptr<const TlsContext> server_ctx) {
-    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds);
-    client = std::move(TlsConnection::create(client_ctx, fds[0]).value());
-    server = std::move(TlsConnection::create(server_ctx, fds[1]).value());
-  }
-  ~Pair() {
-    close(fds[0]);
-    close(fds[1]);
-  }
-  // handshake drives both sides until both are done or one fails; returns "ok" or the failure.
-  std::string handshake() {
-    bool c_done = false, s_done = false;
-    for (int i = 0; i < 100 && !(c_done && s_done); ++i) {
-      if (!c_done) {
-        auto io = client->handshake();
-        if (io == TlsConnection::Io::kError) return "client: " + client->error();
-        c_done = io == TlsConnection::Io::kDone;
-      }
-      if (!s_done) {
-        auto io = server->handshake();
-        if (io == TlsConnection::Io::kError) return "server: " + server->error();
-        s_done = io == TlsConnection::Io::kDone;
-      }
-    }
-    return c_done && s_done ? "ok" : "stuck";
-  }
-};
+using testing::build;
+using testing::context_config;
+using testing::make_ca;
+using testing::make_leaf;
+using Pair = testing::TlsPair;
 
 class TlsConnectionTest : public ::testing::Test {
  protected:

@@ -24,6 +24,7 @@
 #include "proxy/authority_channel.h"
 #include "proxy/grpc/asio_executor.h"
 #include "proxy/grpc/grpc_server.h"
+#include "tests/unit/grpc/loop_thread.h"
 
 namespace portcullis::proxy {
 namespace {
@@ -32,26 +33,7 @@ using namespace std::chrono_literals;
 using attest::agent::testing::TestAuthority;
 using Clock = std::chrono::system_clock;
 
-struct Loop {
-  Loop() : guard_(io.get_executor()), thread_([this] { io.run(); }) {}
-  ~Loop() {
-    guard_.reset();
-    io.stop();
-    thread_.join();
-  }
-  template <typename Fn>
-  auto run(Fn fn) {
-    std::packaged_task<decltype(fn())()> task(std::move(fn));
-    auto f = task.get_future();
-    asio::post(io, [&task] { task(); });
-    return f.get();
-  }
-  asio::io_context io{1};
-
- private:
-  asio::executor_work_guard<asio::io_context::executor_type> guard_;
-  std::thread thread_;
-};
+using Loop = ::portcullis::proxy::testing::LoopThread;
 
 template <typename F>
 bool wait_until(F pred, std::chrono::milliseconds timeout = 10s) {

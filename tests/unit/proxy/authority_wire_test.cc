@@ -15,6 +15,7 @@
 #include "proxy/authority_tls.h"
 #include "proxy/grpc/grpc_channel.h"
 #include "proxy/grpc/grpc_server.h"
+#include "tests/unit/grpc/loop_thread.h"
 
 namespace portcullis::proxy {
 namespace {
@@ -24,27 +25,7 @@ namespace v1 = ::portcullis::authority::v1;
 using authority::testing::make_csr;
 using namespace std::chrono_literals;
 
-class Loop {
- public:
-  Loop() : guard_(asio::make_work_guard(io)), thread_([this] { io.run(); }) {}
-  ~Loop() {
-    guard_.reset();
-    io.stop();
-    thread_.join();
-  }
-  template <typename Fn>
-  auto run(Fn fn) {
-    std::packaged_task<decltype(fn())()> task(std::move(fn));
-    auto f = task.get_future();
-    asio::post(io, [&task] { task(); });
-    return f.get();
-  }
-  asio::io_context io{1};
-
- private:
-  asio::executor_work_guard<asio::io_context::executor_type> guard_;
-  std::thread thread_;
-};
+using Loop = ::portcullis::proxy::testing::LoopThread;
 
 std::string pem_chain(const v1::X509Svid& svid) {
   std::string out;
